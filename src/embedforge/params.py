@@ -1,0 +1,274 @@
+"""Typed, validated parameters: the one place that knows the schema of params.yaml.
+
+Each stage section is a frozen dataclass. Ranges live in field metadata (`min`, `max`, `gt`) so
+that validation, defaults and documentation come from one declaration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from embedforge.errors import EmbedforgeError
+
+T = TypeVar("T")
+
+
+def _f(default: Any, **limits: Any) -> Any:
+    """A dataclass field with a default and optional range limits (min, max, gt)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: typing.cast(Any, type(default))(default), metadata=limits)
+    return field(default=default, metadata=limits)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Where the pretrained encoder comes from."""
+
+    # A local folder, `pkg:<import-name>/<sub/folder>` inside an installed distribution, or a hub id.
+    source: str = "pkg:embedding/m3e-small"
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    """Raw labelled text -> cleaned, split, tokenized Parquet and the word vocabulary."""
+
+    input: str | None = "data/raw/waimai_10k.csv"
+    # A fixed split: set all three (and leave `input` null) to skip the random split.
+    train_file: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
+    text_column: str = "review"
+    label_column: str = "label"
+    train_ratio: float = _f(0.8, gt=0.0, max=1.0)
+    validation_ratio: float = _f(0.1, min=0.0, max=1.0)
+    test_ratio: float = _f(0.1, min=0.0, max=1.0)
+    seed: int = 42
+    max_length: int = _f(128, min=8, max=4096)
+    language: Literal["zh", "en"] = "zh"
+    min_count: int = _f(2, min=1)
+    max_vocab_size: int = _f(0, min=0)  # 0 = no limit
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    """Fine-tuning the encoder as a sequence classifier."""
+
+    seed: int = 42
+    lr: float = _f(5e-5, gt=0.0)
+    weight_decay: float = _f(0.01, min=0.0)
+    warmup_ratio: float = _f(0.06, min=0.0, max=1.0)
+    max_grad_norm: float = _f(1.0, gt=0.0)
+    batch_size: int = _f(32, min=1)
+    grad_accum_steps: int = _f(1, min=1)
+    epochs: float = _f(1.0, gt=0.0)
+    max_steps: int = _f(0, min=0)  # 0 = run `epochs`
+    eval_steps: int = _f(0, min=0)  # 0 = evaluate once per epoch
+    freeze_embeddings: bool = False
+    freeze_layers: int = _f(0, min=0)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    distributed: Literal["auto", "off", "ddp"] = "auto"
+    nproc_per_node: int = _f(0, min=0)  # processes for distributed=ddp; 0 = one per GPU (2 on CPU)
+
+
+@dataclass(frozen=True)
+class ExtractParams:
+    """Word-embedding matrices from the base and fine-tuned parameters."""
+
+    # cls, input, decontext, aggregate, vectors (see embedforge.extract.STRATEGIES)
+    strategies: list[str] = _f(["cls", "input", "decontext", "aggregate"])
+    sources: list[Literal["base", "finetuned"]] = _f(["base", "finetuned"])
+    # for decontext/aggregate: a hidden_states index (0 = embedding output, num_hidden_layers = last),
+    # a list of indices to average, "last", or "all" (one matrix per layer, for the layer study)
+    layers: Any = "all"
+    pooling: Literal["mean", "max", "first", "last"] = "mean"  # over a word's subword pieces
+    max_contexts: int = _f(32, min=1)  # aggregate: corpus sentences per word, at most
+    token_budget: int = _f(8192, min=64)  # padded tokens per forward batch
+    center: bool = False
+    remove_top_pcs: int = _f(0, min=0)  # all-but-the-top; implies centering
+    normalize: bool = False  # L2, after the other steps
+    extra_words: list[str] = _f(
+        [
+            "data/benchmarks/wordsim/zh/wordsim240.tsv",
+            "data/benchmarks/wordsim/zh/wordsim297.tsv",
+            "data/benchmarks/wordsim/zh/multisimlex_zh.tsv",
+            "data/benchmarks/analogy/zh/ca_translated.txt",
+        ]
+    )
+    vector_files: list[str] = _f([])  # word2vec text/binary files, one `vectors_<stem>` matrix each
+    unknown: Literal["zeros", "mean", "random", "subword"] = "mean"  # vectors: words the file lacks
+    seed: int = 0  # for unknown = random
+    export_word2vec: list[str] = _f([])  # matrix names (glob patterns) to also write as <name>.w2v.txt
+    export_projector: list[str] = _f([])  # ... as TensorBoard-projector <name>.tsv + <name>.meta.tsv
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Similarity, analogy, classification and probe evaluation."""
+
+    # word1<TAB>word2<TAB>score files; the metric key of each is its file stem.
+    similarity_files: list[str] = _f(
+        [
+            "data/benchmarks/wordsim/zh/wordsim240.tsv",
+            "data/benchmarks/wordsim/zh/wordsim297.tsv",
+            "data/benchmarks/wordsim/zh/multisimlex_zh.tsv",
+        ]
+    )
+    # word2vec-format analogy files (`: section` headers, then `a b c d`), scored with 3CosAdd.
+    analogy_files: list[str] = _f(["data/benchmarks/analogy/zh/ca_translated.txt"])
+    # Words whose nearest neighbours are listed in metrics/neighbours.md for every matrix.
+    probe_words: list[str] = _f(["好吃", "难吃", "味道", "外卖", "送餐", "服务", "米饭", "便宜", "快", "中国"])
+    neighbours: int = _f(10, min=1)
+    # Lower-case benchmark words before lookup (the prepared vocabulary is lower-cased).
+    lowercase: bool = True
+    # Downstream probe: mean of word vectors -> linear layer, trained on train, scored on test.
+    probe_epochs: int = _f(4, min=1)
+    probe_batch_size: int = _f(64, min=1)
+    probe_lr: float = _f(3e-3, gt=0.0)
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class Params:
+    """All sections of params.yaml."""
+
+    model: ModelParams = _f(ModelParams())
+    prepare: PrepareParams = _f(PrepareParams())
+    finetune: FinetuneParams = _f(FinetuneParams())
+    extract: ExtractParams = _f(ExtractParams())
+    evaluate: EvaluateParams = _f(EvaluateParams())
+
+
+def _type_name(tp: Any) -> str:
+    """A readable name for a type hint, used in error messages."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, str(tp))
+
+
+def _check(value: Any, tp: Any, key: str) -> Any:
+    """Return `value` converted to `tp`, or raise EmbedforgeError naming `key`."""
+    origin = typing.get_origin(tp)
+    bad = EmbedforgeError(f"params.yaml: {key} = {value!r} is not valid; expected {_type_name(tp)}")
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check(value, arg, key)
+            except EmbedforgeError:
+                continue
+        raise bad
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad
+        return [_check(v, typing.get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"unsupported type hint {tp!r} for {key}")
+
+
+def _check_range(value: Any, limits: dict[str, Any], key: str) -> None:
+    """Raise if a number is outside the limits declared in the field's metadata."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if "min" in limits and value < limits["min"]:
+        raise EmbedforgeError(f"params.yaml: {key} = {value!r} is out of range; expected >= {limits['min']}")
+    if "gt" in limits and value <= limits["gt"]:
+        raise EmbedforgeError(f"params.yaml: {key} = {value!r} is out of range; expected > {limits['gt']}")
+    if "max" in limits and value > limits["max"]:
+        raise EmbedforgeError(f"params.yaml: {key} = {value!r} is out of range; expected <= {limits['max']}")
+
+
+def _build(cls: type[T], data: dict[str, Any], prefix: str) -> T:
+    """Validate a mapping against dataclass `cls`; unknown keys are errors."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise EmbedforgeError(
+            f"params.yaml: unknown key {where!r}; expected one of: {', '.join(sorted(fields))}"
+        )
+    values = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        checked = _check(value, hints[name], key)
+        _check_range(checked, dict(fields[name].metadata), key)
+        values[name] = checked
+    return cls(**values)
+
+
+def parse_params(data: dict[str, Any] | None) -> Params:
+    """Validate an already-parsed params mapping."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise EmbedforgeError("params.yaml: expected a mapping of stage sections at the top level")
+    params = _build(Params, data, "")
+    _check_split(params.prepare)
+    return params
+
+
+def _check_split(p: PrepareParams) -> None:
+    """Cross-field checks of the prepare section."""
+    total = p.train_ratio + p.validation_ratio + p.test_ratio
+    if abs(total - 1.0) > 1e-6:
+        raise EmbedforgeError(
+            f"params.yaml: prepare.train_ratio + validation_ratio + test_ratio = {total:g}; expected 1"
+        )
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmbedforgeError(f"{path}: parameters file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else ""
+        raise EmbedforgeError(f"{path}{where}: not valid YAML") from None
+    return parse_params(data)

@@ -1,0 +1,145 @@
+"""The `prepare` step: raw table(s) -> cleaned, split, tokenized Parquet + label map + word vocabulary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from transformers import PreTrainedTokenizerBase
+
+from embedforge.data import (
+    SPLITS,
+    CleanReport,
+    check_classes,
+    check_splits,
+    clean,
+    label_names,
+    normalize_text,
+    read_table,
+    stratified_split,
+)
+from embedforge.errors import EmbedforgeError
+from embedforge.io import atomic_path
+from embedforge.params import PrepareParams
+from embedforge.vocab import DEFAULT_CACHE_DIR, build_vocab, segment
+
+
+def _fixed_split(p: PrepareParams, report: CleanReport) -> dict[str, pd.DataFrame]:
+    """Read the user's own train/validation/test files; a text already in an earlier split is dropped."""
+    files = {"train": p.train_file, "validation": p.validation_file, "test": p.test_file}
+    frames = [
+        read_table(path, p.text_column, p.label_column, p.format).assign(split=name)
+        for name, path in files.items()
+    ]
+    combined = pd.concat(frames, ignore_index=True)
+    splits_per_text = (
+        combined.assign(text=combined["text"].map(normalize_text)).groupby("text")["split"].nunique()
+    )
+    # Rows are in train, validation, test order and clean() keeps the first copy of a text, so a text
+    # found in several splits stays only in the earliest one.
+    cleaned = clean(combined, report)
+    report.dropped_cross_split = int((splits_per_text > 1).sum())
+    report.dropped_duplicate -= report.dropped_cross_split
+    return {
+        name: cleaned[cleaned["split"] == name].drop(columns="split").reset_index(drop=True)
+        for name in SPLITS
+    }
+
+
+def _tokenize(texts: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> tuple[list, int]:
+    """Token ids truncated to max_length, and how many texts needed truncation."""
+    full = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    truncated = sum(len(ids) > max_length for ids in full)
+    ids = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
+    return ids, truncated
+
+
+def _length_stats(lengths: np.ndarray) -> dict[str, float]:
+    """Token-length distribution (percentiles) for metrics."""
+    q = np.percentile(lengths, [50, 90, 95, 99])
+    return {
+        "mean": round(float(lengths.mean()), 2),
+        **{f"p{k}": round(float(v), 1) for k, v in zip((50, 90, 95, 99), q, strict=True)},
+        "max": int(lengths.max()),
+    }
+
+
+def prepare(
+    p: PrepareParams,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: str | Path,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+) -> dict:
+    """Run the whole step; write everything into `out_dir` atomically and return the metrics."""
+    report = CleanReport()
+    if p.train_file or p.validation_file or p.test_file:
+        if not (p.train_file and p.validation_file and p.test_file):
+            raise EmbedforgeError(
+                "params.yaml: prepare.train_file, validation_file and test_file must be set together"
+            )
+        splits = _fixed_split(p, report)
+        source = str(p.train_file)
+        check_classes(splits["train"], source)
+    else:
+        if not p.input:
+            raise EmbedforgeError(
+                "params.yaml: prepare.input is empty; name a data file or set the three split files"
+            )
+        df = clean(read_table(p.input, p.text_column, p.label_column, p.format), report)
+        source = p.input
+        check_classes(df, source)
+        ratios = {"train": p.train_ratio, "validation": p.validation_ratio, "test": p.test_ratio}
+        splits = stratified_split(df, ratios, p.seed)
+    check_splits(splits, source)
+    names = label_names(pd.concat([s["label"] for s in splits.values()]))
+    label_id = {name: i for i, name in enumerate(names)}
+
+    metrics: dict = {
+        "cleaning": report.as_dict(),
+        "rows": {},
+        "labels": {},
+        "token_length": {},
+        "truncated": {},
+    }
+    tables = {}
+    vocab = None
+    for name, frame in splits.items():
+        texts = frame["text"].tolist()
+        ids, truncated = _tokenize(texts, tokenizer, p.max_length)
+        words = segment(texts, p.language, cache_dir, desc=f"segment {name}")
+        lengths = np.array([len(x) for x in ids], dtype=np.int32)
+        tables[name] = pa.table(
+            {
+                "text": pa.array(texts, pa.string()),
+                "label": pa.array(frame["label"].map(label_id).to_numpy(), pa.int64()),
+                "input_ids": pa.array(ids, pa.list_(pa.int32())),
+                "length": pa.array(lengths, pa.int32()),
+                "words": pa.array(words, pa.list_(pa.string())),
+            }
+        )
+        metrics["rows"][name] = len(frame)
+        metrics["labels"][name] = {n: int(c) for n, c in frame["label"].value_counts().sort_index().items()}
+        metrics["token_length"][name] = _length_stats(lengths)
+        metrics["truncated"][name] = truncated
+        if name == "train":
+            vocab = build_vocab(words, p.min_count, p.max_vocab_size)
+    assert vocab is not None
+    metrics["vocab"] = {
+        "size": len(vocab),
+        "min_count": p.min_count,
+        "train_word_tokens": int(sum(len(w) for w in tables["train"]["words"].to_pylist())),
+        "covered_tokens": int(vocab["count"].sum()),
+    }
+
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        for name, table in tables.items():
+            pq.write_table(table, tmp / f"{name}.parquet")
+        pq.write_table(pa.Table.from_pandas(vocab, preserve_index=False), tmp / "vocab.parquet")
+        (tmp / "labels.json").write_text(
+            json.dumps({"names": names}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+    return metrics

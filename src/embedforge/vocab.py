@@ -1,0 +1,73 @@
+"""Word segmentation and the frequency-ordered word vocabulary.
+
+Chinese is segmented with jieba's bundled dictionary (fixed, so segmentation is reproducible); its
+prefix-dictionary cache is kept under the project (`.cache/jieba`), never in the system temp folder.
+English uses a regular-expression word tokenizer. Tokens are lower-cased.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from embedforge.errors import EmbedforgeError
+
+DEFAULT_CACHE_DIR = Path(".cache/jieba")
+_EN_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[^\w\s]", re.UNICODE)
+
+
+@lru_cache(maxsize=4)
+def _jieba(cache_dir: str):  # noqa: ANN202 - jieba has no type hints
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    tokenizer = jieba.Tokenizer()  # the bundled dictionary
+    tokenizer.tmp_dir = cache_dir
+    tokenizer.initialize()
+    return tokenizer
+
+
+def segment_text(text: str, language: str, cache_dir: Path = DEFAULT_CACHE_DIR) -> list[str]:
+    """One text -> its tokens (punctuation kept, whitespace dropped, lower-cased)."""
+    if language == "zh":
+        tokens = _jieba(str(cache_dir)).lcut(text, HMM=True)
+        return [t.lower() for t in tokens if not t.isspace()]
+    if language == "en":
+        return [t.lower() for t in _EN_WORD.findall(text)]
+    raise EmbedforgeError(f"unknown language {language!r}; expected zh or en")
+
+
+def segment(
+    texts: Iterable[str], language: str, cache_dir: Path = DEFAULT_CACHE_DIR, desc: str = "segment"
+) -> list[list[str]]:
+    """Segment many texts, with a progress bar."""
+    texts = list(texts)
+    return [segment_text(t, language, cache_dir) for t in tqdm(texts, desc=desc, unit="text", leave=False)]
+
+
+def is_word(token: str) -> bool:
+    """A vocabulary word has at least one letter or digit (punctuation-only tokens are not words)."""
+    return any(unicodedata.category(c)[0] in "LN" for c in token)
+
+
+def build_vocab(sentences: Iterable[list[str]], min_count: int = 1, max_size: int = 0) -> pd.DataFrame:
+    """Frequency-ordered `word`/`count` table: count >= min_count, at most max_size words (0 = all)."""
+    counts = Counter(tok for sent in sentences for tok in sent if is_word(tok))
+    rows = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
+    if max_size:
+        rows = rows[:max_size]
+    vocab = pd.DataFrame(rows, columns=["word", "count"]).astype({"word": str, "count": "int64"})
+    if vocab.empty:
+        raise EmbedforgeError(
+            f"the vocabulary is empty (no word occurs at least min_count={min_count} times)"
+        )
+    return vocab

@@ -1,0 +1,22 @@
+"""DVC stage `prepare`: raw labelled text -> data/prepared/ (splits, label map, vocabulary) + metrics."""
+
+from embedforge.cli import run_stage
+from embedforge.io import write_json
+from embedforge.models import load_tokenizer
+from embedforge.params import load_params
+from embedforge.prepare import prepare
+
+MODEL = "models/base"
+OUT = "data/prepared"
+METRICS = "metrics/prepare.json"
+
+
+def main() -> None:
+    params = load_params().prepare
+    metrics = prepare(params, load_tokenizer(MODEL), OUT)
+    write_json(METRICS, metrics)
+    print(f"prepare: {metrics['rows']} rows, vocabulary {metrics['vocab']['size']} words -> {OUT}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

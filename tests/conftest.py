@@ -1,0 +1,76 @@
+"""Shared fixtures: a tiny BERT built from a config, and a small labelled Chinese dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REVIEWS = FIXTURES / "reviews.csv"
+
+
+@pytest.fixture(scope="session")
+def reviews_csv() -> Path:
+    """80 labelled Chinese reviews (two classes)."""
+    return REVIEWS
+
+
+def build_tiny_model(out: Path, texts: list[str], layers: int = 2, hidden: int = 32) -> Path:
+    """Save a randomly initialised tiny BERT with a character vocabulary covering `texts`."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    out.mkdir(parents=True, exist_ok=True)
+    chars = sorted({c for t in texts for c in t if not c.isspace()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *"abcdefghijklmnopqrstuvwxyz0123456789"]
+    vocab = list(dict.fromkeys(vocab))
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"))
+    tokenizer.save_pretrained(out)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=160,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a tiny BERT (2 layers, hidden 32): config.json, model.safetensors, tokenizer."""
+    texts = pd.read_csv(REVIEWS)["review"].astype(str).tolist()
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-bert"), texts)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_stage(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """Run `stages/<name>.py` as `python stages/<name>.py` would, in-process (a subprocess costs ~10 s).
+
+    Call it as run_stage(project_dir, "prepare") -> (exit_code, stderr).
+    """
+    import runpy
+
+    def _run(project: Path, stage: str) -> tuple[int, str]:
+        monkeypatch.chdir(project)
+        code = 0
+        try:
+            runpy.run_path(str(ROOT / "stages" / f"{stage}.py"), run_name="__main__")
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return code, capsys.readouterr().err
+
+    return _run

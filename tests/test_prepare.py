@@ -1,0 +1,236 @@
+import json
+import shutil
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from embedforge.data import CleanReport, clean, read_table, stratified_split
+from embedforge.errors import EmbedforgeError
+from embedforge.io import read_parquet
+from embedforge.models import load_tokenizer
+from embedforge.params import PrepareParams
+from embedforge.prepare import prepare
+from embedforge.vocab import build_vocab, segment_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _params(path: Path, **kw) -> PrepareParams:
+    return PrepareParams(input=str(path), text_column="review", label_column="label", **kw)
+
+
+@pytest.fixture
+def dirty_csv(tmp_path, reviews_csv) -> Path:
+    df = pd.read_csv(reviews_csv)
+    extra = pd.DataFrame(
+        {
+            "label": [1, 1, 0, 1, 0, 1],
+            "review": [
+                "\ufeff很好吃",
+                "  很好吃  ",
+                "   ",
+                df.review[0] + "!",
+                df.review[0] + "!",
+                "ｆｕｌｌ　ｗｉｄｔｈ",
+            ],
+        }
+    )
+    out = tmp_path / "dirty.csv"
+    pd.concat([df, extra]).to_csv(out, index=False)
+    return out
+
+
+def test_prepare_outputs_and_counts(tmp_path, dirty_csv, tiny_model_dir):
+    out = tmp_path / "prepared"
+    metrics = prepare(_params(dirty_csv), load_tokenizer(tiny_model_dir), out, cache_dir=tmp_path / "jieba")
+    c = metrics["cleaning"]
+    assert c["rows_read"] == 86
+    assert c["bom_removed"] == 1
+    assert c["whitespace_stripped"] == 2  # the BOM row is counted once, as a BOM
+    fixture = pd.read_csv(dirty_csv).review.fillna("").astype(str)
+    assert c["changed_by_nfkc"] == (fixture != fixture.map(lambda t: unicodedata.normalize("NFKC", t))).sum()
+    assert c["changed_by_nfkc"] > 1  # the full-width row and the full-width punctuation of the reviews
+    assert c["dropped_empty_text"] == 1
+    assert c["dropped_conflicting_label"] == 2
+    assert c["dropped_duplicate"] == 1  # "很好吃" twice once BOM and spaces are gone
+    assert c["rows_kept"] == 86 - 1 - 2 - 1 == sum(metrics["rows"].values())
+    splits = {s: read_parquet(out / f"{s}.parquet") for s in ("train", "validation", "test")}
+    assert list(splits["train"].columns) == ["text", "label", "input_ids", "length", "words"]
+    texts = [set(df.text) for df in splits.values()]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+    for df in splits.values():
+        assert set(df.label) == {0, 1}  # stratified: both classes everywhere
+        assert (df.length == df.input_ids.map(len)).all()
+        assert df.length.max() <= 128
+    assert "full width" in set(pd.concat(splits.values()).text)
+    assert json.loads((out / "labels.json").read_text())["names"] == ["0", "1"]
+    vocab = read_parquet(out / "vocab.parquet")
+    assert list(vocab.columns) == ["word", "count"]
+    assert vocab["count"].is_monotonic_decreasing and vocab["count"].min() >= 2
+    assert metrics["token_length"]["train"]["p50"] > 2
+    assert (tmp_path / "jieba" / "jieba.cache").is_file()
+
+
+def test_prepare_is_deterministic(tmp_path, reviews_csv, tiny_model_dir):
+    tok = load_tokenizer(tiny_model_dir)
+    a = prepare(_params(reviews_csv, seed=3), tok, tmp_path / "a", cache_dir=tmp_path / "j")
+    b = prepare(_params(reviews_csv, seed=3), tok, tmp_path / "b", cache_dir=tmp_path / "j")
+    assert a == b
+    assert read_parquet(tmp_path / "a/test.parquet").equals(read_parquet(tmp_path / "b/test.parquet"))
+
+
+def test_truncation_is_counted(tmp_path, reviews_csv, tiny_model_dir):
+    m = prepare(
+        _params(reviews_csv, max_length=8),
+        load_tokenizer(tiny_model_dir),
+        tmp_path / "p",
+        cache_dir=tmp_path / "j",
+    )
+    assert m["token_length"]["train"]["max"] == 8 and m["truncated"]["train"] > 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
+def test_formats(tmp_path, reviews_csv, fmt):
+    df = pd.read_csv(reviews_csv)
+    path = tmp_path / f"data.{fmt}"
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    elif fmt == "tsv":
+        df.to_csv(path, sep="\t", index=False)
+    elif fmt == "jsonl":
+        df.to_json(path, orient="records", lines=True, force_ascii=False)
+    else:
+        df.to_parquet(path)
+    got = read_table(path, "review", "label")
+    assert len(got) == 80 and got.text.iloc[0] == df.review.iloc[0]
+
+
+def test_fixed_split_drops_cross_split_texts(tmp_path, reviews_csv, tiny_model_dir):
+    df = pd.read_csv(reviews_csv)
+    files = {}
+    for name, part in (("train", df[:50]), ("validation", df[50:65]), ("test", pd.concat([df[65:], df[:3]]))):
+        files[name] = tmp_path / f"{name}.csv"
+        part.to_csv(files[name], index=False)
+    p = PrepareParams(
+        input=None,
+        train_file=str(files["train"]),
+        validation_file=str(files["validation"]),
+        test_file=str(files["test"]),
+    )
+    m = prepare(p, load_tokenizer(tiny_model_dir), tmp_path / "out", cache_dir=tmp_path / "j")
+    assert m["cleaning"]["dropped_cross_split"] == 3
+    assert m["rows"] == {"train": 50, "validation": 15, "test": 15}
+
+
+def test_stratified_split_proportions():
+    df = pd.DataFrame({"text": [str(i) for i in range(100)], "label": ["a"] * 70 + ["b"] * 30})
+    parts = stratified_split(df, {"train": 0.8, "validation": 0.1, "test": 0.1}, seed=0)
+    assert [len(p) for p in parts.values()] == [80, 10, 10]
+    assert (parts["test"].label == "b").sum() == 3
+
+
+def test_clean_label_types():
+    out = clean(pd.DataFrame({"text": ["a", "b", "c"], "label": [1.0, 2.0, float("nan")]}), CleanReport())
+    assert out.label.tolist() == ["1", "2"]
+
+
+def test_segmentation_and_vocab():
+    assert segment_text("味道不错，送餐很快！", "zh") == ["味道", "不错", "，", "送餐", "很快", "！"]
+    assert segment_text("Don't panic, 42 times", "en") == ["don't", "panic", ",", "42", "times"]
+    vocab = build_vocab([["b", "a", "，"], ["a", "c"], ["b"]], min_count=1, max_size=2)
+    assert vocab.word.tolist() == ["a", "b"] and vocab["count"].tolist() == [2, 2]
+    with pytest.raises(EmbedforgeError, match="vocabulary is empty"):
+        build_vocab([["a"]], min_count=2)
+
+
+# --- bad input: one line, non-zero exit, no partial output -------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path, tiny_model_dir, reviews_csv) -> Path:
+    """A scratch project folder with params.yaml, the data and models/base."""
+    shutil.copytree(tiny_model_dir, tmp_path / "models/base")
+    (tmp_path / "data").mkdir()
+    shutil.copy(reviews_csv, tmp_path / "data/reviews.csv")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare": {"input": "data/reviews.csv"}}))
+    return tmp_path
+
+
+def _set(project: Path, section: str, **kw) -> None:
+    data = yaml.safe_load((project / "params.yaml").read_text())
+    data.setdefault(section, {}).update(kw)
+    (project / "params.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+
+
+def _expect_error(run_stage, project: Path, stage: str, message: str) -> None:
+    code, err = run_stage(project, stage)
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert not (project / "data/prepared").exists()
+    assert not (project / "metrics/prepare.json").exists()
+
+
+def test_stage_runs(project):
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "stages/prepare.py")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert (project / "data/prepared/train.parquet").is_file()
+    assert json.loads((project / "metrics/prepare.json").read_text())["rows"]["train"] == 64
+
+
+def test_missing_input_file(project, run_stage):
+    _set(project, "prepare", input="data/nope.csv")
+    _expect_error(run_stage, project, "prepare", "data/nope.csv: input file not found")
+
+
+def test_missing_columns(project, run_stage):
+    _set(project, "prepare", text_column="text")
+    _expect_error(run_stage, project, "prepare", "data/reviews.csv: no column 'text' (prepare.text_column)")
+    _set(project, "prepare", text_column="review", label_column="y")
+    _expect_error(run_stage, project, "prepare", "no column 'y' (prepare.label_column)")
+
+
+def test_not_utf8_names_the_line(project, run_stage):
+    raw = (project / "data/reviews.csv").read_bytes().split(b"\n")
+    raw[4] = "1,很好吃".encode("gbk")
+    (project / "data/reviews.csv").write_bytes(b"\n".join(raw))
+    _expect_error(run_stage, project, "prepare", "data/reviews.csv line 5: not valid UTF-8")
+
+
+def test_empty_after_cleaning(project, run_stage):
+    (project / "data/reviews.csv").write_text("label,review\n1,   \n0,\n", encoding="utf-8")
+    _expect_error(run_stage, project, "prepare", "no rows left after cleaning")
+
+
+def test_single_class(project, run_stage):
+    (project / "data/reviews.csv").write_text("label,review\n1,好\n1,很好\n1,非常好\n", encoding="utf-8")
+    _expect_error(run_stage, project, "prepare", "only one class ('1')")
+
+
+def test_split_ratio_leaves_split_empty(project, run_stage):
+    _set(project, "prepare", train_ratio=0.99, validation_ratio=0.005, test_ratio=0.005)
+    _expect_error(
+        run_stage, project, "prepare", "the validation split is empty; raise prepare.validation_ratio"
+    )
+
+
+def test_unknown_param_key(project, run_stage):
+    _set(project, "prepare", min_cnt=3)
+    _expect_error(run_stage, project, "prepare", "unknown key 'prepare.min_cnt'")
+
+
+def test_model_without_weights(project, run_stage):
+    (project / "models/base/model.safetensors").unlink()
+    _expect_error(run_stage, project, "prepare", "models/base: model folder has no weights")
