@@ -1,0 +1,107 @@
+"""The prepared splits as the fine-tuning stage sees them: checked, encoded, batched by length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import Dataset
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+
+from embedforge.errors import EmbedforgeError
+from embedforge.io import read_parquet
+
+COLUMNS = ["input_ids", "label", "length"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One encoded split: token ids, label ids and lengths, in file order."""
+
+    path: Path
+    input_ids: list[list[int]]
+    labels: np.ndarray
+    lengths: list[int]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class EncodedDataset(Dataset):
+    """A split as the `{"input_ids", "labels"}` items that `DataCollatorWithPadding` pads per batch."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> dict[str, object]:
+        return {"input_ids": self.split.input_ids[i], "labels": int(self.split.labels[i])}
+
+
+class EpochSeededLengthSampler(LengthGroupedSampler):
+    """transformers' length-grouped shuffling, seeded by (seed, epoch) rather than the global RNG.
+
+    Why: a run resumed in epoch e must replay exactly the batch order of the uninterrupted run; the
+    stock sampler draws from the global RNG, whose state at the start of epoch e differs after a restart.
+    """
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the Trainer at the start of every epoch."""
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
+def split_rows(prepared_dir: Path, split: str) -> int:
+    """Number of rows of a split, read from the Parquet footer only (cheap pre-launch checks)."""
+    path = prepared_dir / f"{split}.parquet"
+    if not path.is_file():
+        raise EmbedforgeError(f"{path}: file not found (run the `prepare` stage first)")
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def load_split(prepared_dir: Path, split: str, num_labels: int) -> Split:
+    """Read one split and check that it is non-empty and its label ids fit the classifier head."""
+    path = prepared_dir / f"{split}.parquet"
+    if not path.is_file():
+        raise EmbedforgeError(f"{path}: file not found (run the `prepare` stage first)")
+    df = read_parquet(path, COLUMNS)
+    if df.empty:
+        raise EmbedforgeError(f"{path}: the split is empty; expected at least one row")
+    labels = df["label"].to_numpy()
+    bad = np.flatnonzero((labels < 0) | (labels >= num_labels))
+    if bad.size:
+        row = int(bad[0])
+        raise EmbedforgeError(
+            f"{path} row {row}: label id {labels[row]} is outside the classifier head's range "
+            f"0..{num_labels - 1} (labels.json names {num_labels} labels)"
+        )
+    ids = [list(map(int, x)) for x in df["input_ids"]]
+    return Split(path, ids, labels.astype(np.int64), [int(n) for n in df["length"]])
+
+
+def check_world_fill(train_rows: int, val_rows: int, world_size: int, batch_size: int, where: Path) -> None:
+    """Every process needs at least one full training batch and one validation example."""
+    if train_rows < world_size * batch_size:
+        raise EmbedforgeError(
+            f"{where}/train.parquet: {train_rows} rows cannot fill world size {world_size} x "
+            f"finetune.batch_size {batch_size}; expected at least {world_size * batch_size} rows "
+            "(use fewer processes or a smaller batch)"
+        )
+    if val_rows < world_size:
+        raise EmbedforgeError(
+            f"{where}/validation.parquet: {val_rows} rows cannot fill world size {world_size}; "
+            f"expected at least {world_size} rows"
+        )

@@ -1,0 +1,37 @@
+"""Stage `finetune`: train models/base as a classifier on data/prepared, keep the best by validation macro-F1.
+
+Writes models/finetuned/, metrics/finetune.json and dvclive/; resumes from checkpoints/finetune/.
+With finetune.distributed = ddp (or EMBEDFORGE_NPROC=N) it re-launches itself under torchrun.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from embedforge.cli import run_stage
+from embedforge.params import load_params
+from embedforge.train import finetune, launch_torchrun, requested_nproc, world_size
+
+PREPARED = Path("data/prepared")
+
+
+def main() -> None:
+    """Run the stage in the current directory (the repository root under DVC)."""
+    p = load_params("params.yaml").finetune
+    nproc = requested_nproc(p)
+    if world_size() == 1 and nproc > 1:
+        sys.exit(launch_torchrun(Path(__file__).resolve(), nproc, PREPARED, p))
+    finetune(
+        p,
+        base_dir=Path("models/base"),
+        prepared_dir=PREPARED,
+        out_dir=Path("models/finetuned"),
+        metrics_path=Path("metrics/finetune.json"),
+        live_dir=Path("dvclive"),
+        checkpoint_root=Path("checkpoints/finetune"),
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
