@@ -1,0 +1,195 @@
+"""A loaded encoder plus the batching, layer selection and piece pooling shared by the strategies.
+
+Layer convention: an index into `hidden_states` — 0 is the embedding output (after position embeddings
+and LayerNorm), `num_hidden_layers` is the last transformer layer; "last" means that last layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from embedforge.errors import EmbedforgeError
+from embedforge.models import check_model_dir, load_encoder, load_tokenizer
+
+POOLINGS = ("mean", "max", "first", "last")
+MAX_PADDING = 0.1  # fraction of a batch's positions
+Groups = list[tuple[int, ...]]
+Span = tuple[int, int]  # [start, end) positions of a word's pieces in a sequence
+Item = tuple[list[int], Any]  # (ids, payload)
+
+
+def model_depth(model_dir: str | Path) -> int:
+    """num_hidden_layers of a model folder (reads config.json only)."""
+    from transformers import AutoConfig
+
+    folder = check_model_dir(model_dir)
+    return int(AutoConfig.from_pretrained(folder).num_hidden_layers)
+
+
+def layer_groups(spec: Any, depth: int, where: str = "") -> Groups:
+    """`layers` param -> groups of hidden_states indices; each group is averaged into one matrix."""
+
+    def one(value: Any) -> int:
+        if value == "last":
+            return depth
+        if isinstance(value, bool) or not isinstance(value, int) or not -depth - 1 <= value <= depth:
+            raise EmbedforgeError(
+                f"extract.layers = {value!r} is beyond the depth of {where or 'the model'}; expected "
+                f"0..{depth} (hidden_states index: 0 = embedding output, {depth} = last layer), "
+                "a list of them, 'last' or 'all'"
+            )
+        return value % (depth + 1)
+
+    if spec == "all":
+        return [(i,) for i in range(depth + 1)]
+    if isinstance(spec, list):
+        if not spec:
+            raise EmbedforgeError("extract.layers = []; expected a non-empty list of layer indices")
+        return [tuple(sorted({one(v) for v in spec}))]
+    return [(one(spec),)]
+
+
+def group_label(group: tuple[int, ...]) -> int | list[int]:
+    """A group as it appears in index.json: an int for one layer, the list for an average."""
+    return group[0] if len(group) == 1 else list(group)
+
+
+def reduce_pieces(tok: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool contiguous runs of pieces: tok [G, total, d] with run i of `lengths[i]` rows -> [G, n, d]."""
+    n = len(lengths)
+    starts = torch.cumsum(lengths, 0) - lengths
+    if pooling == "first":
+        return tok[:, starts]
+    if pooling == "last":
+        return tok[:, starts + lengths - 1]
+    run = torch.repeat_interleave(torch.arange(n), lengths)
+    out = tok.new_zeros(tok.shape[0], n, tok.shape[2])
+    if pooling == "mean":
+        return out.index_add_(1, run, tok) / lengths.to(tok.dtype)[None, :, None]
+    if pooling == "max":
+        index = run[None, :, None].expand_as(tok)
+        return out.scatter_reduce_(1, index, tok, reduce="amax", include_self=False)
+    raise EmbedforgeError(f"extract.pooling = {pooling!r}; expected one of {', '.join(POOLINGS)}")
+
+
+def token_batches(items: list[Item], token_budget: int) -> Iterator[list[Item]]:
+    """Sort by length; cut batches of at most `token_budget` padded tokens and little padding.
+
+    A batch is also closed early when adding the next (longer) sequence would make more than
+    MAX_PADDING of it padding, provided it already holds a quarter of the budget (big enough for
+    efficient matmuls).
+    """
+    items = sorted(items, key=lambda it: len(it[0]))
+    batch: list[Item] = []
+    real = 0
+    for item in items:
+        width = len(item[0])
+        padded = (len(batch) + 1) * width
+        wasteful = padded - real - width > MAX_PADDING * padded and real >= token_budget // 4
+        if batch and (padded > token_budget or wasteful):
+            yield batch
+            batch, real = [], 0
+        batch.append(item)
+        real += width
+    if batch:
+        yield batch
+
+
+class Encoder:
+    """A tokenizer + bare encoder in eval mode, with span pooling over token-budget batches."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        self.dir = Path(model_dir)
+        self.tokenizer = load_tokenizer(model_dir)
+        if not self.tokenizer.is_fast:
+            raise EmbedforgeError(
+                f"{model_dir}: needs a fast tokenizer (tokenizer.json) to map words to pieces"
+            )
+        self.model = load_encoder(model_dir)
+        config = self.model.config
+        self.depth = int(config.num_hidden_layers)
+        self.dim = int(config.hidden_size)
+        limits = [getattr(config, "max_position_embeddings", 512), self.tokenizer.model_max_length]
+        self.max_length = int(min(x for x in limits if x and x > 0))
+        self.pad_id = self.tokenizer.pad_token_id or 0
+
+    def input_table(self) -> torch.Tensor:
+        """The model's input token-embedding matrix [vocab, d]."""
+        return self.model.get_input_embeddings().weight.detach()
+
+    def piece_ids(self, words: Sequence[str]) -> list[list[int]]:
+        """Each word's subword piece ids (no special tokens)."""
+        return self.tokenizer(list(words), add_special_tokens=False)["input_ids"] if words else []
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[int], list[Span | None]]]:
+        """Segmented sentences -> (ids with specials, each word's piece span or None: truncated/empty)."""
+        if not sentences:
+            return []
+        enc = self.tokenizer(
+            [list(s) for s in sentences],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=self.max_length,
+        )
+        out = []
+        for i, sentence in enumerate(sentences):
+            spans: list[list[int] | None] = [None] * len(sentence)
+            for pos, w in enumerate(enc.word_ids(i)):
+                if w is None:
+                    continue
+                if spans[w] is None:
+                    spans[w] = [pos, pos + 1]
+                else:
+                    spans[w][1] = pos + 1
+            out.append((enc["input_ids"][i], [tuple(s) if s else None for s in spans]))
+        return out
+
+    @torch.inference_mode()
+    def hidden(self, ids: Sequence[list[int]]) -> tuple[torch.Tensor, ...]:
+        """Forward a batch (padded to its longest sequence); return every layer's states [B, T, d]."""
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for i, x in enumerate(ids):
+            input_ids[i, : len(x)] = torch.tensor(x)
+            mask[i, : len(x)] = 1
+        return self.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states
+
+    @torch.inference_mode()
+    def pool_batch(
+        self, ids: Sequence[list[int]], spans: Iterable[tuple[int, int, int]], groups: Groups, pooling: str
+    ) -> torch.Tensor:
+        """Forward a batch and pool each (row, start, end) span at each layer group -> [G, n_spans, d]."""
+        states = self.hidden(ids)
+        b, t, d = states[0].shape
+        rows, starts, ends = (torch.tensor(x, dtype=torch.long) for x in zip(*spans, strict=True))
+        lengths = ends - starts
+        run = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+        offset = torch.arange(int(lengths.sum())) - (torch.cumsum(lengths, 0) - lengths)[run]
+        flat = rows[run] * t + starts[run] + offset
+        # gather the spans' pieces first: a group average then touches only those rows
+        by_layer = {j: states[j].reshape(b * t, d)[flat] for j in sorted({j for g in groups for j in g})}
+        tok = torch.stack([sum(by_layer[j] for j in g) / len(g) for g in groups])
+        return reduce_pieces(tok, lengths, pooling)
+
+
+class Accumulator:
+    """Running sums [G, V, d] and context counts [V]: memory depends on V x d x layers only."""
+
+    def __init__(self, n_words: int, n_groups: int, dim: int) -> None:
+        self.sums = torch.zeros(n_groups, n_words, dim)
+        self.counts = torch.zeros(n_words, dtype=torch.long)
+
+    def add(self, word_rows: Sequence[int], vectors: torch.Tensor) -> None:
+        """Add pooled vectors [G, n, d] into the rows of their words."""
+        index = torch.as_tensor(word_rows, dtype=torch.long)
+        self.sums.index_add_(1, index, vectors)
+        self.counts.index_add_(0, index, torch.ones_like(index))
+
+    def means(self) -> torch.Tensor:
+        """Average per word [G, V, d]; words without contexts stay zero."""
+        return self.sums / self.counts.clamp(min=1).to(self.sums.dtype)[None, :, None]

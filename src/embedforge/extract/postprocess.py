@@ -1,0 +1,34 @@
+"""Optional post-processing of a matrix: centering, all-but-the-top (Mu & Viswanath 2018), L2 norm."""
+
+from __future__ import annotations
+
+import torch
+
+from embedforge.errors import EmbedforgeError
+
+
+def describe(center: bool, remove_top_pcs: int, normalize: bool) -> str:
+    """The steps as recorded in index.json, e.g. `center+top2+l2`, or `none`."""
+    steps = (["center"] if center or remove_top_pcs else []) + (
+        [f"top{remove_top_pcs}"] if remove_top_pcs else []
+    )
+    return "+".join(steps + (["l2"] if normalize else [])) or "none"
+
+
+def postprocess(weight: torch.Tensor, center: bool, remove_top_pcs: int, normalize: bool) -> torch.Tensor:
+    """Center (implied by removing PCs), project out the top principal components, then L2-normalise."""
+    out = weight.to(torch.float64)
+    if center or remove_top_pcs:
+        out = out - out.mean(0, keepdim=True)
+    if remove_top_pcs:
+        if remove_top_pcs >= min(out.shape):
+            raise EmbedforgeError(
+                f"extract.remove_top_pcs = {remove_top_pcs}; expected fewer than "
+                f"min(words, dim) = {min(out.shape)}"
+            )
+        # float64 SVD: deterministic and stable; the PCs are the top right singular vectors
+        pcs = torch.linalg.svd(out, full_matrices=False).Vh[:remove_top_pcs]
+        out = out - (out @ pcs.T) @ pcs
+    if normalize:
+        out = torch.nn.functional.normalize(out, dim=1)
+    return out.to(torch.float32)
