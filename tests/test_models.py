@@ -46,7 +46,7 @@ def test_bin_with_arbitrary_pickle_is_refused(tmp_path, tiny_model_dir):
     (src / "model.safetensors").unlink()
     with open(src / "pytorch_model.bin", "wb") as f:
         pickle.dump({"x": _Evil()}, f)
-    with pytest.raises(EmbedforgeError, match="refused \(weights_only=True\)"):
+    with pytest.raises(EmbedforgeError, match=r"refused \(weights_only=True\)"):
         load_encoder(src)
     assert not (tmp_path / "base").exists()
 

@@ -208,7 +208,8 @@ def load_split(prepared_dir: str | Path, split: str, columns: list[str] | None =
 def load_label_names(prepared_dir: str | Path) -> list[str]:
     """The label map saved by `prepare`: names[i] is the original label of id i."""
     path = Path(prepared_dir) / "labels.json"
-    names = read_json(path).get("names")
-    if not isinstance(names, list) or not names:
-        raise EmbedforgeError(f'{path}: expected {{"names": [...]}}')
+    data = read_json(path)
+    names = data.get("names") if isinstance(data, dict) else None
+    if not isinstance(names, list) or len(names) < 2:
+        raise EmbedforgeError(f'{path}: expected {{"names": [...]}} with at least 2 label names')
     return [str(n) for n in names]

@@ -1,0 +1,73 @@
+"""Classification scores, and the fine-tuned sequence classifier scored on the test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn import metrics
+from transformers import AutoModelForSequenceClassification
+
+from embedforge.errors import EmbedforgeError
+from embedforge.models import check_model_dir
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> np.ndarray:
+    """counts[i, j] = how many texts of true class i were predicted as class j."""
+    return metrics.confusion_matrix(y_true, y_pred, labels=np.arange(num_labels))
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> dict:
+    """Accuracy, macro-F1 over all classes, and per-class precision/recall/F1/support (0 where undefined)."""
+    labels = np.arange(len(names))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    per_class = {
+        name: {
+            "precision": round(float(p), 4),
+            "recall": round(float(r), 4),
+            "f1": round(float(f), 4),
+            "support": int(n),
+        }
+        for name, p, r, f, n in zip(names, precision, recall, f1, support, strict=True)
+    }
+    return {
+        "accuracy": round(float(metrics.accuracy_score(y_true, y_pred)), 4) if len(y_true) else 0.0,
+        "macro_f1": round(float(f1.mean()), 4),
+        "per_class": per_class,
+    }
+
+
+def _padded(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token-id lists into input_ids and attention_mask tensors."""
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, ids in enumerate(batch):
+        input_ids[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        mask[i, : len(ids)] = 1
+    return input_ids, mask
+
+
+def predict_labels(
+    model_dir: str | Path, input_ids: list[list[int]], num_labels: int, batch_size: int = 64
+) -> np.ndarray:
+    """Predicted class ids of a sequence classifier for already-tokenized texts (batched by length)."""
+    folder = check_model_dir(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False).eval()
+    if model.config.num_labels != num_labels:
+        raise EmbedforgeError(
+            f"{folder}/config.json: the model has {model.config.num_labels} labels; "
+            f"the prepared data has {num_labels}"
+        )
+    pad_id = model.config.pad_token_id or 0
+    order = np.argsort([len(ids) for ids in input_ids], kind="stable")  # similar lengths pad less
+    predictions = np.zeros(len(input_ids), dtype=np.int64)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, mask = _padded([list(input_ids[i]) for i in rows], pad_id)
+            predictions[rows] = model(input_ids=ids, attention_mask=mask).logits.argmax(-1).numpy()
+    return predictions
