@@ -109,3 +109,21 @@ def test_weights_that_do_not_match_the_config(tmp_path, tiny_model_dir):
     save_file({k: v.contiguous() for k, v in state.items()}, str(src / "model.safetensors"), {"format": "pt"})
     with pytest.raises(EmbedforgeError, match=r"1 tensors missing, e.g. encoder.layer.1.output.dense.weight"):
         load_encoder(src)
+
+
+def test_materialized_folder_does_not_depend_on_where_the_source_lives(tmp_path, tiny_model_dir, monkeypatch):
+    """DVC hashes models/base: the same `pkg:` source installed at another path must give the same bytes."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    outs = []
+    for site in (tmp_path / "a", tmp_path / "deeper" / "b"):
+        shutil.copytree(tiny_model_dir, site / "fakepkg" / "model")
+        spec = SimpleNamespace(submodule_search_locations=[str(site / "fakepkg")])
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, spec=spec: spec)
+        materialize("pkg:fakepkg/model", site / "out")
+        outs.append(site / "out")
+    files = sorted(p.name for p in outs[0].iterdir())
+    assert files == sorted(p.name for p in outs[1].iterdir())
+    for name in files:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name

@@ -234,3 +234,28 @@ def test_unknown_param_key(project, run_stage):
 def test_model_without_weights(project, run_stage):
     (project / "models/base/model.safetensors").unlink()
     _expect_error(run_stage, project, "prepare", "models/base: model folder has no weights")
+
+
+def test_english_data_is_segmented_by_words(tmp_path, tiny_model_dir):
+    rows = [("Great food, fast delivery!", "pos"), ("The soup was COLD and bland.", "neg")] * 6
+    rows += [(f"Review number {i} is fine", "pos" if i % 2 else "neg") for i in range(20)]
+    path = tmp_path / "en.jsonl"
+    pd.DataFrame(rows, columns=["sentence", "sentiment"]).drop_duplicates().to_json(
+        path, orient="records", lines=True
+    )
+    p = PrepareParams(
+        input=str(path),
+        text_column="sentence",
+        label_column="sentiment",
+        language="en",
+        min_count=1,
+        train_ratio=0.5,
+        validation_ratio=0.25,
+        test_ratio=0.25,
+    )
+    m = prepare(p, load_tokenizer(tiny_model_dir), tmp_path / "out", cache_dir=tmp_path / "j")
+    assert json.loads((tmp_path / "out/labels.json").read_text())["names"] == ["neg", "pos"]
+    assert m["cleaning"]["rows_kept"] == 22
+    words = set(read_parquet(tmp_path / "out/vocab.parquet").word)
+    assert {"review", "number", "is", "fine"} <= words
+    assert not {",", "!", "."} & words

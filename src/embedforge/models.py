@@ -136,7 +136,6 @@ def materialize(source: str, out_dir: str | Path) -> dict[str, object]:
     model = load_encoder(folder)
     info = {
         "source": source,
-        "resolved": str(folder),
         "model_type": model.config.model_type,
         "num_hidden_layers": model.config.num_hidden_layers,
         "hidden_size": model.config.hidden_size,
