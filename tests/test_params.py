@@ -57,3 +57,15 @@ def test_missing_and_malformed_file(tmp_path):
     bad.write_text("prepare: [1,\n", encoding="utf-8")
     with pytest.raises(EmbedforgeError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_scientific_notation_as_dvc_exp_writes_it(tmp_path):
+    # `dvc exp run -S finetune.lr=2e-5` writes `lr: 2e-05`, which PyYAML reads as a string.
+    path = tmp_path / "params.yaml"
+    path.write_text("finetune:\n  lr: 2e-05\n  weight_decay: 1E-2\n", encoding="utf-8")
+    p = load_params(path).finetune
+    assert p.lr == 2e-5 and p.weight_decay == 0.01
+    with pytest.raises(EmbedforgeError, match="finetune.lr = 'fast'"):
+        parse_params({"finetune": {"lr": "fast"}})
+    with pytest.raises(EmbedforgeError, match="finetune.batch_size = '1e3'"):
+        parse_params({"finetune": {"batch_size": "1e3"}})

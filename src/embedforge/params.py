@@ -7,6 +7,7 @@ that validation, defaults and documentation come from one declaration.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import yaml
 from embedforge.errors import EmbedforgeError
 
 T = TypeVar("T")
+_YAML11_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def _f(default: Any, **limits: Any) -> Any:
@@ -201,6 +203,9 @@ def _check(value: Any, tp: Any, key: str) -> Any:
             raise bad
         return value
     if tp is float:
+        # YAML 1.1 (PyYAML) reads `2e-5` -- what `dvc exp run -S finetune.lr=2e-5` writes -- as a string.
+        if isinstance(value, str) and _YAML11_FLOAT.match(value.strip()):
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         return float(value)
