@@ -120,3 +120,10 @@ def test_projector_pair(saved: Path, tmp_path: Path) -> None:
     meta_lines = meta.read_text(encoding="utf-8").splitlines()
     assert meta_lines[0] == "word\tcount\tmethod\tcontexts" and meta_lines[1].startswith("好吃\t5\t")
     assert len(meta_lines) == 4
+
+
+def test_word2vec_text_with_a_non_number_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text("2 3\n好吃 0.1 0.2 0.3\n外卖 0.1 oops 0.3\n", encoding="utf-8")
+    with pytest.raises(EmbedforgeError, match=r"bad.txt line 3: expected a word and 3 numbers"):
+        WordVectors.load_word2vec(path)

@@ -348,3 +348,28 @@ def test_finetuned_classifier_folder_loads_its_encoder(tmp_path: Path, tiny_mode
     torch.testing.assert_close(
         encoder.model.encoder.layer[0].output.dense.weight, clf.bert.encoder.layer[0].output.dense.weight
     )
+
+
+def test_word_cut_by_truncation_is_not_a_context(tiny_model_dir: Path) -> None:
+    from embedforge.extract.encoder import Encoder
+
+    enc = Encoder(tiny_model_dir)
+    enc.max_length = 4  # [CLS] 很 好 [SEP]: 好吃 loses its second piece
+    (ids, spans), (_, whole) = enc.encode([["很", "好吃"], ["很", "好"]])
+    assert len(ids) == 4 and spans == [(1, 2), None]
+    assert whole == [(1, 2), (2, 3)]  # a word that fits entirely is kept, even in a full-length sequence
+
+
+def test_aggregate_marks_words_without_pieces_as_empty(
+    tmp_path: Path, prepared: Path, tiny_model_dir: Path
+) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text("\u200b\n", encoding="utf-8")  # the tokenizer gives this word no piece at all
+    params = replace(
+        BASE, strategies=["aggregate"], sources=["base"], layers="last", extra_words=[str(extra)]
+    )
+    extract(params, prepared, tiny_model_dir, tmp_path / "out")
+    wv = WordVectors.load(tmp_path / "out" / "aggregate_base_L2")
+    row = wv.index["\u200b"]
+    assert wv.info["method"][row] == "empty"
+    assert not wv.weight[row].any()

@@ -127,3 +127,11 @@ def test_materialized_folder_does_not_depend_on_where_the_source_lives(tmp_path,
     assert files == sorted(p.name for p in outs[1].iterdir())
     for name in files:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+def test_hub_id_without_organisation_is_a_hub_id(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(
+        EmbedforgeError, match="'bert-base-chinese': no such local folder, and HF_HUB_OFFLINE=1"
+    ):
+        resolve_source("bert-base-chinese")

@@ -18,6 +18,7 @@ from embedforge.prepare import prepare
 from embedforge.vocab import build_vocab, segment_text
 
 ROOT = Path(__file__).resolve().parents[1]
+REVIEWS = Path(__file__).parent / "fixtures" / "reviews.csv"
 
 
 def _params(path: Path, **kw) -> PrepareParams:
@@ -259,3 +260,23 @@ def test_english_data_is_segmented_by_words(tmp_path, tiny_model_dir):
     words = set(read_parquet(tmp_path / "out/vocab.parquet").word)
     assert {"review", "number", "is", "fine"} <= words
     assert not {",", "!", "."} & words
+
+
+def test_fixed_split_counts_conflicts_across_splits_as_conflicts(tmp_path, tiny_model_dir):
+    df = pd.read_csv(REVIEWS)
+    train, val, test = df[:50].copy(), df[50:65].copy(), df[65:].copy()
+    test = pd.concat([test, train[:1].assign(label=1 - train.label.iloc[0])])  # same text, other label
+    files = {}
+    for name, part in (("train", train), ("validation", val), ("test", test)):
+        files[name] = tmp_path / f"{name}.csv"
+        part.to_csv(files[name], index=False)
+    p = PrepareParams(
+        input=None,
+        train_file=str(files["train"]),
+        validation_file=str(files["validation"]),
+        test_file=str(files["test"]),
+    )
+    m = prepare(p, load_tokenizer(tiny_model_dir), tmp_path / "out", cache_dir=tmp_path / "j")
+    c = m["cleaning"]
+    assert (c["dropped_conflicting_label"], c["dropped_cross_split"], c["dropped_duplicate"]) == (2, 0, 0)
+    assert m["rows"] == {"train": 49, "validation": 15, "test": 15}

@@ -120,10 +120,11 @@ class CleanReport:
         return dict(self.__dict__)
 
 
-def clean(df: pd.DataFrame, report: CleanReport) -> pd.DataFrame:
+def clean(df: pd.DataFrame, report: CleanReport, split_column: str | None = None) -> pd.DataFrame:
     """Normalize texts and labels; drop empties, texts with conflicting labels, and exact duplicates.
 
-    Other columns are kept; of duplicate texts the first row is kept.
+    Other columns are kept; of duplicate texts the first row is kept. With `split_column`, a duplicate
+    whose first copy is in another split is counted as `dropped_cross_split`.
     """
     report.rows_read += len(df)
     raw = df["text"].map(lambda t: "" if _is_missing(t) else str(t))
@@ -144,7 +145,11 @@ def clean(df: pd.DataFrame, report: CleanReport) -> pd.DataFrame:
     report.dropped_conflicting_label += int(conflicting.sum())
     out = out[~conflicting]
     duplicated = out.duplicated("text", keep="first")
-    report.dropped_duplicate += int(duplicated.sum())
+    crossed = pd.Series(False, index=out.index)
+    if split_column is not None:
+        crossed = duplicated & (out[split_column] != out.groupby("text")[split_column].transform("first"))
+    report.dropped_cross_split += int(crossed.sum())
+    report.dropped_duplicate += int((duplicated & ~crossed).sum())
     out = out[~duplicated].reset_index(drop=True)
     report.rows_kept = len(out)
     return out

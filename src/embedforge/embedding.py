@@ -215,7 +215,10 @@ def _read_w2v_text(fh, path: Path, n: int, d: int, keep: set[str] | None):  # no
         if (keep is None or word in keep) and word not in seen:
             seen.add(word)
             words.append(word)
-            rows.append(np.asarray(parts[1:], dtype=np.float32))
+            try:
+                rows.append(np.asarray(parts[1:], dtype=np.float32))
+            except ValueError:
+                raise EmbedforgeError(f"{path} line {lineno}: expected a word and {d} numbers") from None
     return words, rows
 
 

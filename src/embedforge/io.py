@@ -34,10 +34,10 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     try:
         yield target
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        os.replace(target, path)
+            # A folder cannot be replaced in one rename: move the old one aside first (two renames, no
+            # deletion in between), so the path never holds a partly deleted or partly written output.
+            os.replace(path, tmp / ".old")
+        os.replace(target, path)  # for a file this overwrites atomically
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -18,7 +18,6 @@ from embedforge.data import (
     check_splits,
     clean,
     label_names,
-    normalize_text,
     read_table,
     stratified_split,
 )
@@ -36,14 +35,9 @@ def _fixed_split(p: PrepareParams, report: CleanReport) -> dict[str, pd.DataFram
         for name, path in files.items()
     ]
     combined = pd.concat(frames, ignore_index=True)
-    splits_per_text = (
-        combined.assign(text=combined["text"].map(normalize_text)).groupby("text")["split"].nunique()
-    )
     # Rows are in train, validation, test order and clean() keeps the first copy of a text, so a text
     # found in several splits stays only in the earliest one.
-    cleaned = clean(combined, report)
-    report.dropped_cross_split = int((splits_per_text > 1).sum())
-    report.dropped_duplicate -= report.dropped_cross_split
+    cleaned = clean(combined, report, split_column="split")
     return {
         name: cleaned[cleaned["split"] == name].drop(columns="split").reset_index(drop=True)
         for name in SPLITS

@@ -64,13 +64,18 @@ def aggregate(job: Job) -> list[Matrix]:
     acc = corpus_pass(job)
     vectors, counts = acc.means(), acc.counts
     missing = (counts == 0).nonzero().flatten().tolist()
+    method = ["aggregate" if c else "fallback:decontext" for c in counts.tolist()]
     if missing:
         key = ("isolated", tuple(job.groups), job.params.pooling)
         if key in job.cache:  # decontext already ran for this source
-            vectors[:, missing] = isolated_vectors(job)[0][:, missing]
+            pooled, _, found = isolated_vectors(job)
+            vectors[:, missing], found = pooled[:, missing], found[missing]
         else:  # encode only the words that need it
             words = [job.vocab.words[i] for i in missing]
             p = job.params
-            vectors[:, missing] = encode_alone(job.encoder, words, job.groups, p.pooling, p.token_budget)[0]
-    method = ["aggregate" if c else "fallback:decontext" for c in counts.tolist()]
+            pooled, _, found = encode_alone(job.encoder, words, job.groups, p.pooling, p.token_budget)
+            vectors[:, missing] = pooled
+        for row, has_pieces in zip(missing, found.tolist(), strict=True):
+            if not has_pieces:
+                method[row] = "empty"
     return per_group(job, "aggregate", vectors, base_info(job, method, counts))

@@ -145,8 +145,19 @@ class Encoder:
                     spans[w] = [pos, pos + 1]
                 else:
                     spans[w][1] = pos + 1
-            out.append((enc["input_ids"][i], [tuple(s) if s else None for s in spans]))
+            ids = enc["input_ids"][i]
+            if len(ids) == self.max_length:
+                self._drop_cut_word(sentence, spans)
+            out.append((ids, [tuple(s) if s else None for s in spans]))
         return out
+
+    def _drop_cut_word(self, sentence: Sequence[str], spans: list[list[int] | None]) -> None:
+        """In a truncated sequence the last word may have lost pieces: it is then no valid context."""
+        last = max((w for w, s in enumerate(spans) if s is not None), default=None)
+        if last is not None:
+            start, end = spans[last]
+            if end - start < len(self.piece_ids([sentence[last]])[0]):
+                spans[last] = None
 
     @torch.inference_mode()
     def hidden(self, ids: Sequence[list[int]]) -> tuple[torch.Tensor, ...]:

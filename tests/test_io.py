@@ -1,0 +1,36 @@
+import os
+
+import pytest
+
+from embedforge import io
+from embedforge.io import atomic_path
+
+
+def test_replacing_a_folder_swaps_whole_folders_and_deletes_nothing_first(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    seen = []
+    real_replace = os.replace
+
+    def watching_replace(src, dst):
+        seen.append(sorted(p.name for p in out.iterdir()) if out.exists() else None)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", watching_replace)
+    with atomic_path(out, is_dir=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    # old folder moved aside whole (not deleted file by file), then the new one renamed into place
+    assert seen == [["old.txt"], None]
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left behind
+
+
+def test_an_error_keeps_the_old_output(tmp_path):
+    out = tmp_path / "metrics.json"
+    out.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert out.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
