@@ -34,3 +34,15 @@ def test_an_error_keeps_the_old_output(tmp_path):
         raise RuntimeError("boom")
     assert out.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_parquet_rows_reads_the_footer_and_names_a_missing_file(tmp_path):
+    import pandas as pd
+
+    from embedforge.errors import EmbedforgeError
+    from embedforge.io import parquet_rows, write_parquet
+
+    write_parquet(tmp_path / "t.parquet", pd.DataFrame({"a": range(7)}))
+    assert parquet_rows(tmp_path / "t.parquet") == 7
+    with pytest.raises(EmbedforgeError, match="nope.parquet: file not found"):
+        parquet_rows(tmp_path / "nope.parquet")

@@ -135,3 +135,11 @@ def test_hub_id_without_organisation_is_a_hub_id(monkeypatch):
         EmbedforgeError, match="'bert-base-chinese': no such local folder, and HF_HUB_OFFLINE=1"
     ):
         resolve_source("bert-base-chinese")
+
+
+def test_pad_batch_right_pads_with_a_mask():
+    from embedforge.models import pad_batch
+
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]

@@ -81,3 +81,11 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
         return pq.read_table(path, columns=columns).to_pandas()
     except (pa.ArrowInvalid, KeyError) as err:
         raise EmbedforgeError(f"{path}: cannot read as Parquet with columns {columns}: {err}") from None
+
+
+def parquet_rows(path: str | Path) -> int:
+    """Number of rows of a Parquet file, read from its footer only."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmbedforgeError(f"{path}: file not found (run the stage that produces it first)")
+    return pq.ParquetFile(path).metadata.num_rows

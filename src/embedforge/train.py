@@ -36,7 +36,7 @@ from transformers import (
 
 from embedforge.data import load_label_names
 from embedforge.errors import EmbedforgeError
-from embedforge.io import atomic_path, write_json
+from embedforge.io import atomic_path, parquet_rows, write_json
 from embedforge.params import FinetuneParams
 from embedforge.train_callbacks import (
     LIVE_SNAPSHOT,
@@ -52,7 +52,6 @@ from embedforge.train_data import (
     Split,
     check_world_fill,
     load_split,
-    split_rows,
 )
 
 METRIC = "f1_macro"
@@ -105,7 +104,7 @@ def requested_nproc(p: FinetuneParams) -> int:
 
 def launch_torchrun(script: Path, nproc: int, prepared_dir: Path, p: FinetuneParams) -> int:
     """Check the data can fill `nproc` processes, then re-run `script` under torchrun; its exit code."""
-    rows = [split_rows(prepared_dir, s) for s in ("train", "validation")]
+    rows = [parquet_rows(prepared_dir / f"{s}.parquet") for s in ("train", "validation")]
     check_world_fill(*rows, nproc, p.batch_size, prepared_dir)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     cmd.append(str(script))

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
+from embedforge import data
 from embedforge.errors import EmbedforgeError
-from embedforge.io import read_parquet
 
 COLUMNS = ["input_ids", "label", "length"]
 
@@ -64,20 +63,10 @@ class EpochSeededLengthSampler(LengthGroupedSampler):
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
-def split_rows(prepared_dir: Path, split: str) -> int:
-    """Number of rows of a split, read from the Parquet footer only (cheap pre-launch checks)."""
-    path = prepared_dir / f"{split}.parquet"
-    if not path.is_file():
-        raise EmbedforgeError(f"{path}: file not found (run the `prepare` stage first)")
-    return pq.ParquetFile(path).metadata.num_rows
-
-
 def load_split(prepared_dir: Path, split: str, num_labels: int) -> Split:
     """Read one split and check that it is non-empty and its label ids fit the classifier head."""
     path = prepared_dir / f"{split}.parquet"
-    if not path.is_file():
-        raise EmbedforgeError(f"{path}: file not found (run the `prepare` stage first)")
-    df = read_parquet(path, COLUMNS)
+    df = data.load_split(prepared_dir, split, COLUMNS)
     if df.empty:
         raise EmbedforgeError(f"{path}: the split is empty; expected at least one row")
     labels = df["label"].to_numpy()

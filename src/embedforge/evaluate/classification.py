@@ -10,7 +10,7 @@ from sklearn import metrics
 from transformers import AutoModelForSequenceClassification
 
 from embedforge.errors import EmbedforgeError
-from embedforge.models import check_model_dir
+from embedforge.models import check_model_dir, pad_batch
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> np.ndarray:
@@ -40,17 +40,6 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, names: list[s
     }
 
 
-def _padded(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token-id lists into input_ids and attention_mask tensors."""
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, ids in enumerate(batch):
-        input_ids[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-        mask[i, : len(ids)] = 1
-    return input_ids, mask
-
-
 def predict_labels(
     model_dir: str | Path, input_ids: list[list[int]], num_labels: int, batch_size: int = 64
 ) -> np.ndarray:
@@ -68,6 +57,6 @@ def predict_labels(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            ids, mask = _padded([list(input_ids[i]) for i in rows], pad_id)
+            ids, mask = pad_batch([list(input_ids[i]) for i in rows], pad_id)
             predictions[rows] = model(input_ids=ids, attention_mask=mask).logits.argmax(-1).numpy()
     return predictions

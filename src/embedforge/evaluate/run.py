@@ -132,13 +132,17 @@ def evaluate_all(
     _finetuned(model_dir, prepared_dir, out.label_names, out)  # first: a bad model folder fails fast
     cfg = ProbeConfig(epochs=p.probe_epochs, batch_size=p.probe_batch_size, lr=p.probe_lr, seed=p.seed)
     probes: dict[str, dict] = {}
+    probe_data: dict[tuple[str, ...], tuple[ProbeData, ProbeData]] = {}
     randoms: dict[tuple, tuple[str, dict]] = {}  # (vocabulary, dim) -> (first matrix, random-probe scores)
     for entry in tqdm(out.entries, desc="evaluate", unit="matrix", leave=False):
         wv = WordVectors.load(Path(embeddings_dir) / entry["name"])
         _intrinsic(wv, entry["name"], bench, p, out)
-        train, test = (_probe_data(prepared_dir, s, wv.index) for s in ("train", "test"))
+        words = tuple(wv.words)
+        if words not in probe_data:  # matrices of one extract run share a vocabulary
+            probe_data[words] = tuple(_probe_data(prepared_dir, s, wv.index) for s in ("train", "test"))
+        train, test = probe_data[words]
         probes[entry["name"]] = run_probe(wv.weight, train, test, out.label_names, cfg)
-        key = (tuple(wv.words), wv.dim)
+        key = (words, wv.dim)
         if key not in randoms:  # the baseline depends only on the vocabulary and the shape
             noise = random_matrix(wv.weight, p.seed)
             randoms[key] = (entry["name"], run_probe(noise, train, test, out.label_names, cfg))

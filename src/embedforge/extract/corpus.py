@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from embedforge.extract.encoder import Accumulator, Encoder, token_batches
 from embedforge.extract.isolated import encode_alone, isolated_vectors
 from embedforge.extract.job import Job, Matrix, base_info, per_group
-from embedforge.extract.words import corpus_size, segmented_windows
+from embedforge.extract.words import segmented_windows
+from embedforge.io import parquet_rows
 
 Item = tuple[list[int], list[tuple[int, int, int]]]  # (ids, [(word row, start, end)])
 
@@ -45,7 +46,7 @@ def corpus_pass(job: Job) -> Accumulator:
     taken = [0] * len(index)
     acc = Accumulator(len(index), len(job.groups), enc.dim)
     bar = tqdm(
-        total=corpus_size(job.corpus), unit="sent", desc=f"aggregate {job.source}", disable=not job.progress
+        total=parquet_rows(job.corpus), unit="sent", desc=f"aggregate {job.source}", disable=not job.progress
     )
     for window in segmented_windows(job.corpus):
         items = select_contexts(enc, window, index, taken, params.max_contexts)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from embedforge.errors import EmbedforgeError
-from embedforge.models import check_model_dir, load_encoder, load_tokenizer
+from embedforge.models import check_model_dir, load_encoder, load_tokenizer, pad_batch
 
 POOLINGS = ("mean", "max", "first", "last")
 MAX_PADDING = 0.1  # fraction of a batch's positions
@@ -162,12 +162,7 @@ class Encoder:
     @torch.inference_mode()
     def hidden(self, ids: Sequence[list[int]]) -> tuple[torch.Tensor, ...]:
         """Forward a batch (padded to its longest sequence); return every layer's states [B, T, d]."""
-        width = max(len(x) for x in ids)
-        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for i, x in enumerate(ids):
-            input_ids[i, : len(x)] = torch.tensor(x)
-            mask[i, : len(x)] = 1
+        input_ids, mask = pad_batch(ids, self.pad_id)
         return self.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states
 
     @torch.inference_mode()

@@ -94,8 +94,3 @@ def segmented_windows(corpus: str | Path, window: int = 16384) -> Iterator[list[
         raise EmbedforgeError(f"{path}: expected a 'words' column (segmented sentences)")
     for batch in parquet.iter_batches(batch_size=window, columns=["words"]):
         yield [list(s or []) for s in batch.column(0).to_pylist()]
-
-
-def corpus_size(corpus: str | Path) -> int:
-    """Number of sentences in a prepared split (Parquet metadata only)."""
-    return pq.ParquetFile(Path(corpus)).metadata.num_rows
