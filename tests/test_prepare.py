@@ -111,10 +111,10 @@ def test_formats(tmp_path, reviews_csv, fmt):
     assert len(got) == 80 and got.text.iloc[0] == df.review.iloc[0]
 
 
-def test_fixed_split_drops_cross_split_texts(tmp_path, reviews_csv, tiny_model_dir):
-    df = pd.read_csv(reviews_csv)
+def _prepare_fixed_split(tmp_path, tokenizer_dir, train, validation, test) -> dict:
+    """Write the three frames as CSV files and run prepare on them as a fixed split."""
     files = {}
-    for name, part in (("train", df[:50]), ("validation", df[50:65]), ("test", pd.concat([df[65:], df[:3]]))):
+    for name, part in (("train", train), ("validation", validation), ("test", test)):
         files[name] = tmp_path / f"{name}.csv"
         part.to_csv(files[name], index=False)
     p = PrepareParams(
@@ -123,7 +123,12 @@ def test_fixed_split_drops_cross_split_texts(tmp_path, reviews_csv, tiny_model_d
         validation_file=str(files["validation"]),
         test_file=str(files["test"]),
     )
-    m = prepare(p, load_tokenizer(tiny_model_dir), tmp_path / "out", cache_dir=tmp_path / "j")
+    return prepare(p, load_tokenizer(tokenizer_dir), tmp_path / "out", cache_dir=tmp_path / "j")
+
+
+def test_fixed_split_drops_cross_split_texts(tmp_path, reviews_csv, tiny_model_dir):
+    df = pd.read_csv(reviews_csv)
+    m = _prepare_fixed_split(tmp_path, tiny_model_dir, df[:50], df[50:65], pd.concat([df[65:], df[:3]]))
     assert m["cleaning"]["dropped_cross_split"] == 3
     assert m["rows"] == {"train": 50, "validation": 15, "test": 15}
 
@@ -266,17 +271,7 @@ def test_fixed_split_counts_conflicts_across_splits_as_conflicts(tmp_path, tiny_
     df = pd.read_csv(REVIEWS)
     train, val, test = df[:50].copy(), df[50:65].copy(), df[65:].copy()
     test = pd.concat([test, train[:1].assign(label=1 - train.label.iloc[0])])  # same text, other label
-    files = {}
-    for name, part in (("train", train), ("validation", val), ("test", test)):
-        files[name] = tmp_path / f"{name}.csv"
-        part.to_csv(files[name], index=False)
-    p = PrepareParams(
-        input=None,
-        train_file=str(files["train"]),
-        validation_file=str(files["validation"]),
-        test_file=str(files["test"]),
-    )
-    m = prepare(p, load_tokenizer(tiny_model_dir), tmp_path / "out", cache_dir=tmp_path / "j")
+    m = _prepare_fixed_split(tmp_path, tiny_model_dir, train, val, test)
     c = m["cleaning"]
     assert (c["dropped_conflicting_label"], c["dropped_cross_split"], c["dropped_duplicate"]) == (2, 0, 0)
     assert m["rows"] == {"train": 49, "validation": 15, "test": 15}
