@@ -28,12 +28,12 @@ import pyarrow.parquet as pq
 import torch
 from peak import matmul_peak  # bench/peak.py: bench/ is on sys.path when run as a script
 
-from embedforge.extract.corpus import corpus_pass
-from embedforge.extract.encoder import Encoder
-from embedforge.extract.isolated import isolated_vectors
+from embedforge.core.encoder import Encoder
+from embedforge.core.params import ExtractParams
+from embedforge.extract.aggregate import corpus_pass
+from embedforge.extract.decontext import isolated_vectors
 from embedforge.extract.job import Job
 from embedforge.extract.words import Vocabulary, build_vocabulary
-from embedforge.params import ExtractParams
 
 
 class Counting(Encoder):

@@ -28,10 +28,10 @@ from transformers import (
     TrainingArguments,
 )
 
-from embedforge.data import load_label_names
-from embedforge.params import FinetuneParams
-from embedforge.train import build_trainer, load_model, training_args
-from embedforge.train_data import EncodedDataset, load_split
+from embedforge.core.params import FinetuneParams
+from embedforge.core.prepared import PreparedData
+from embedforge.finetune.batches import EncodedDataset, load_split
+from embedforge.finetune.trainer import build_trainer, load_model, training_args
 
 MODES = ("stage", "naive", "trainer-defaults")
 
@@ -93,8 +93,9 @@ def make_trainer(mode: str, p: FinetuneParams, model, tokenizer, train, steps: i
 
 def measure(mode: str, p: FinetuneParams, base: Path, prepared: Path, batches: int, warmup: int) -> dict:
     """Train `warmup + batches` steps in `mode`; throughput over the last `batches` steps."""
-    names = load_label_names(prepared)
-    train = load_split(prepared, "train", len(names))
+    data = PreparedData(prepared)
+    names = data.label_names()
+    train = load_split(data, "train", len(names))
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = load_model(base, names, p)
     per_token, per_len2 = flops_per_sequence(model)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from embedforge.cli import run_stage
+from embedforge.core.params import load_params
+from embedforge.core.stage import run_stage
 from embedforge.evaluate import evaluate_all, write_results
-from embedforge.params import load_params
 
 EMBEDDINGS = "embeddings"
 FINETUNED = "models/finetuned"

@@ -1,13 +1,15 @@
 """DVC stage `extract`: base and fine-tuned encoders -> static word-embedding matrices in embeddings/."""
 
-from embedforge.cli import run_stage
+from pathlib import Path
+
+from embedforge.core.files import atomic_path
+from embedforge.core.params import load_params
+from embedforge.core.prepared import PreparedData
+from embedforge.core.stage import run_stage
 from embedforge.extract import run_extract
-from embedforge.io import atomic_path
-from embedforge.params import load_params
 
 MODELS = {"base": "models/base", "finetuned": "models/finetuned"}
-VOCAB = "data/prepared/vocab.parquet"
-CORPUS = "data/prepared/train.parquet"
+PREPARED = PreparedData(Path("data/prepared"))
 OUT = "embeddings"
 
 
@@ -15,7 +17,7 @@ def main() -> None:
     params = load_params().extract
     # the whole folder is replaced only when every matrix is written
     with atomic_path(OUT, is_dir=True) as tmp:
-        records = run_extract(params, vocab_path=VOCAB, corpus_path=CORPUS, model_dirs=MODELS, out_dir=tmp)
+        records = run_extract(params, prepared=PREPARED, model_dirs=MODELS, out_dir=tmp)
     print(f"extract: {len(records)} matrices of {records[0]['words']} words -> {OUT}/")
 
 

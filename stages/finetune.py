@@ -9,11 +9,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from embedforge.cli import run_stage
-from embedforge.params import load_params
-from embedforge.train import finetune, launch_torchrun, requested_nproc, world_size
+from embedforge.core.params import load_params
+from embedforge.core.prepared import PreparedData
+from embedforge.core.stage import run_stage
+from embedforge.finetune.trainer import finetune, launch_torchrun, requested_nproc, world_size
 
-PREPARED = Path("data/prepared")
+PREPARED = PreparedData(Path("data/prepared"))
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     finetune(
         p,
         base_dir=Path("models/base"),
-        prepared_dir=PREPARED,
+        prepared=PREPARED,
         out_dir=Path("models/finetuned"),
         metrics_path=Path("metrics/finetune.json"),
         live_dir=Path("dvclive"),

@@ -1,8 +1,8 @@
 """DVC stage `model`: materialize the pretrained encoder named in params.yaml into models/base/."""
 
-from embedforge.cli import run_stage
-from embedforge.models import materialize
-from embedforge.params import load_params
+from embedforge.core.models import materialize
+from embedforge.core.params import load_params
+from embedforge.core.stage import run_stage
 
 OUT = "models/base"
 

@@ -1,9 +1,9 @@
 """DVC stage `prepare`: raw labelled text -> data/prepared/ (splits, label map, vocabulary) + metrics."""
 
-from embedforge.cli import run_stage
-from embedforge.io import write_json
-from embedforge.models import load_tokenizer
-from embedforge.params import load_params
+from embedforge.core.files import write_json
+from embedforge.core.models import load_tokenizer
+from embedforge.core.params import load_params
+from embedforge.core.stage import run_stage
 from embedforge.prepare import prepare
 
 MODEL = "models/base"

@@ -56,6 +56,26 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session")
+def prepared_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """`data/prepared/` built by the real `prepare` code from the 80 fixture reviews (min_count 1)."""
+    from embedforge.core.models import load_tokenizer
+    from embedforge.core.params import PrepareParams
+    from embedforge.prepare import prepare
+
+    out = tmp_path_factory.mktemp("prepared-root") / "prepared"
+    params = PrepareParams(
+        input=str(REVIEWS),
+        max_length=64,
+        min_count=1,
+        train_ratio=0.7,
+        validation_ratio=0.15,
+        test_ratio=0.15,
+    )
+    prepare(params, load_tokenizer(tiny_model_dir), out, cache_dir=tmp_path_factory.mktemp("jieba"))
+    return out
+
+
 @pytest.fixture
 def run_stage(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
     """Run `stages/<name>.py` as `python stages/<name>.py` would, in-process (a subprocess costs ~10 s).

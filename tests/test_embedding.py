@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import embedforge
-from embedforge.embedding import WordVectors, load_embedding
-from embedforge.errors import EmbedforgeError
+from embedforge.core.embedding import WordVectors, load_embedding
+from embedforge.core.errors import EmbedforgeError
 
 WORDS = ["好吃", "味道", "外卖"]
 

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from embedforge.embedding import WordVectors
-from embedforge.errors import EmbedforgeError
-from embedforge.evaluate.benchmarks import read_analogies, read_pairs
-from embedforge.evaluate.classification import classification_metrics, confusion_matrix
+from embedforge.core.benchmarks import read_analogies, read_pairs
+from embedforge.core.embedding import WordVectors
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.metrics import classification_metrics
+from embedforge.core.params import EvaluateParams
+from embedforge.evaluate.classification import confusion_matrix
 from embedforge.evaluate.probe import ProbeConfig, random_matrix, run_probe, to_probe_data
 from embedforge.evaluate.similarity import analogy_accuracy, nearest_neighbours, word_similarity
-from embedforge.params import EvaluateParams
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-from embedforge.embedding import WordVectors
-from embedforge.errors import EmbedforgeError
+from embedforge.core.embedding import WordVectors
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.params import EvaluateParams
 from embedforge.evaluate import evaluate_all, write_results
 from embedforge.evaluate.report import build_report, report_from_files
 from embedforge.evaluate.run import read_index
-from embedforge.params import EvaluateParams
 
 ROOT = Path(__file__).resolve().parents[1]
 MATRICES = [

@@ -16,12 +16,13 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from embedforge import load_embedding
-from embedforge.embedding import WordVectors
-from embedforge.errors import EmbedforgeError
+from embedforge.core.embedding import WordVectors
+from embedforge.core.encoder import MAX_PADDING, reduce_pieces, token_batches
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.params import ExtractParams
+from embedforge.core.prepared import PreparedData
 from embedforge.extract import STRATEGIES, read_word_list, run_extract
-from embedforge.extract.encoder import MAX_PADDING, reduce_pieces, token_batches
 from embedforge.extract.postprocess import postprocess
-from embedforge.params import ExtractParams
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA_WORD = "饭菜很香"  # absent from the fixture corpus as one segmented word
@@ -31,7 +32,7 @@ BASE = ExtractParams(extra_words=[], max_contexts=3)
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path) -> Path:
     """A small prepared dir with the contract's columns: train.parquet (text, words), vocab.parquet."""
-    from embedforge.vocab import segment
+    from embedforge.prepare.segment import segment
 
     out = tmp_path_factory.mktemp("prepared")
     texts = pd.read_csv(reviews_csv)["review"].astype(str).tolist()
@@ -49,8 +50,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path) -> Pat
 def extract(params: ExtractParams, prepared: Path, model: Path, out: Path) -> list[dict]:
     return run_extract(
         params,
-        vocab_path=prepared / "vocab.parquet",
-        corpus_path=prepared / "train.parquet",
+        prepared=PreparedData(prepared),
         model_dirs={"base": model, "finetuned": model},
         out_dir=out,
         progress=False,
@@ -266,19 +266,19 @@ def test_bad_input_one_line_error_and_no_output(
     tmp_path: Path, prepared: Path, tiny_model_dir: Path, change: dict, message: str
 ) -> None:
     (tmp_path / "latin1.txt").write_bytes("café\n".encode("latin-1"))
-    vocab_path = prepared / "vocab.parquet"
+    root = prepared
     if change.pop("vocab", None):
-        vocab_path = tmp_path / "vocab.parquet"
+        root = tmp_path / "prepared"
+        shutil.copytree(prepared, root)
         pd.DataFrame({"word": pd.Series([], dtype=str), "count": pd.Series([], dtype="int64")}).to_parquet(
-            vocab_path
+            root / "vocab.parquet"
         )
     model = _no_weights(tmp_path, tiny_model_dir) if change.pop("model", None) else tiny_model_dir
     change = {k: [str(tmp_path / f) for f in v] if k == "extra_words" else v for k, v in change.items()}
     with pytest.raises(EmbedforgeError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
         run_extract(
             replace(BASE, **change),
-            vocab_path=vocab_path,
-            corpus_path=prepared / "train.parquet",
+            prepared=PreparedData(root),
             model_dirs={"base": model, "finetuned": model},
             out_dir=tmp_path / "out",
             progress=False,
@@ -336,7 +336,7 @@ def test_aggregate_alone_encodes_fallback_words_itself(
 def test_finetuned_classifier_folder_loads_its_encoder(tmp_path: Path, tiny_model_dir: Path) -> None:
     from transformers import AutoTokenizer, BertForSequenceClassification
 
-    from embedforge.extract.encoder import Encoder
+    from embedforge.core.encoder import Encoder
 
     clf = BertForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
     with torch.no_grad():
@@ -351,7 +351,7 @@ def test_finetuned_classifier_folder_loads_its_encoder(tmp_path: Path, tiny_mode
 
 
 def test_word_cut_by_truncation_is_not_a_context(tiny_model_dir: Path) -> None:
-    from embedforge.extract.encoder import Encoder
+    from embedforge.core.encoder import Encoder
 
     enc = Encoder(tiny_model_dir)
     enc.max_length = 4  # [CLS] 很 好 [SEP]: 好吃 loses its second piece

@@ -22,11 +22,12 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, EvalPrediction
 
-from embedforge.cli import run_stage
-from embedforge.errors import EmbedforgeError
-from embedforge.io import write_json, write_parquet
-from embedforge.params import FinetuneParams, load_params
-from embedforge.train import check_run, classification_metrics, finetune, requested_nproc, run_key
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import write_json, write_parquet
+from embedforge.core.params import FinetuneParams, load_params
+from embedforge.core.prepared import PreparedData
+from embedforge.core.stage import run_stage
+from embedforge.finetune.trainer import check_run, finetune, requested_nproc, run_key, trainer_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "stages" / "finetune.py"
@@ -141,14 +142,14 @@ def test_writes_model_metrics_and_dvclive(reference: Path) -> None:
     tok = AutoTokenizer.from_pretrained(out)
     assert model(**tok(["很好吃"], return_tensors="pt")).logits.shape == (1, len(names))
     metrics = json.loads((reference / "metrics/finetune.json").read_text())
-    assert set(metrics) == {"accuracy", "f1_macro", "loss", "best_step", "steps", "epochs"}
+    assert set(metrics) == {"accuracy", "macro_f1", "loss", "best_step", "steps", "epochs"}
     assert metrics["steps"] == 21 and metrics["best_step"] in {4, 8, 12, 16, 20, 21}
     live = reference / "dvclive"
     assert json.loads((live / "metrics.json").read_text())["step"] == 21
-    for name in ("train/loss", "train/learning_rate", "eval/f1_macro", "eval/accuracy", "eval/loss"):
+    for name in ("train/loss", "train/learning_rate", "eval/macro_f1", "eval/accuracy", "eval/loss"):
         assert (live / "plots" / "metrics" / f"{name}.tsv").is_file()
-    evals = (live / "plots/metrics/eval/f1_macro.tsv").read_text().split()
-    assert evals[:2] == ["step", "f1_macro"] and evals[2::2] == ["4", "8", "12", "16", "20", "21"]
+    evals = (live / "plots/metrics/eval/macro_f1.tsv").read_text().split()
+    assert evals[:2] == ["step", "macro_f1"] and evals[2::2] == ["4", "8", "12", "16", "20", "21"]
     assert not list((reference / "checkpoints" / "finetune").iterdir())  # spent checkpoints removed
 
 
@@ -189,16 +190,18 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from transformers import TrainerCallback
-    from embedforge.params import load_params
-    from embedforge.train import finetune
+    from embedforge.core.params import load_params
+    from embedforge.finetune.trainer import finetune
+    from embedforge.core.prepared import PreparedData
 
     class Kill(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == int(sys.argv[1]):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    finetune(load_params().finetune, Path("models/base"), Path("data/prepared"), Path("models/finetuned"),
-             Path("metrics/finetune.json"), Path("dvclive"), Path("checkpoints/finetune"), callbacks=[Kill()])
+    finetune(load_params().finetune, Path("models/base"), PreparedData(Path("data/prepared")),
+             Path("models/finetuned"), Path("metrics/finetune.json"), Path("dvclive"),
+             Path("checkpoints/finetune"), callbacks=[Kill()])
     """
 )
 
@@ -222,20 +225,21 @@ def test_sigkill_then_resume_matches_uninterrupted(
 
     monkeypatch.chdir(ws)
     result = finetune(
-        load_params().finetune, Path("models/base"), Path("data/prepared"), Path("models/finetuned"),
-        Path("metrics/finetune.json"), Path("dvclive"), Path("checkpoints/finetune"),
+        load_params().finetune, Path("models/base"), PreparedData(Path("data/prepared")),
+        Path("models/finetuned"), Path("metrics/finetune.json"), Path("dvclive"),
+        Path("checkpoints/finetune"),
     )  # fmt: skip
     assert result["resumed_from"] == 8
     assert (ws / "metrics/finetune.json").read_bytes() == (reference / "metrics/finetune.json").read_bytes()
-    for name in ("train/loss", "eval/f1_macro", "eval/loss"):
+    for name in ("train/loss", "eval/macro_f1", "eval/loss"):
         tsv = f"dvclive/plots/metrics/{name}.tsv"
         assert (ws / tsv).read_text() == (reference / tsv).read_text(), name
 
 
 def test_macro_f1_and_accuracy() -> None:
     logits = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 3.0], [-1.0, 1.0]])
-    got = classification_metrics(EvalPrediction(predictions=logits, label_ids=np.array([0, 0, 1, 1])))
-    assert got == pytest.approx({"accuracy": 0.75, "f1_macro": (2 / 3 + 4 / 5) / 2})
+    got = trainer_metrics(EvalPrediction(predictions=logits, label_ids=np.array([0, 0, 1, 1])))
+    assert got == pytest.approx({"accuracy": 0.75, "macro_f1": (2 / 3 + 4 / 5) / 2})
 
 
 def test_checkpoints_keyed_on_params_and_data(prepared: Path, tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from embedforge import io
-from embedforge.io import atomic_path
+from embedforge.core import files as io
+from embedforge.core.files import atomic_path
 
 
 def test_replacing_a_folder_swaps_whole_folders_and_deletes_nothing_first(tmp_path, monkeypatch):
@@ -39,8 +39,8 @@ def test_an_error_keeps_the_old_output(tmp_path):
 def test_parquet_rows_reads_the_footer_and_names_a_missing_file(tmp_path):
     import pandas as pd
 
-    from embedforge.errors import EmbedforgeError
-    from embedforge.io import parquet_rows, write_parquet
+    from embedforge.core.errors import EmbedforgeError
+    from embedforge.core.files import parquet_rows, write_parquet
 
     write_parquet(tmp_path / "t.parquet", pd.DataFrame({"a": range(7)}))
     assert parquet_rows(tmp_path / "t.parquet") == 7

@@ -9,8 +9,8 @@ import torch
 import yaml
 from transformers import AutoModel
 
-from embedforge.errors import EmbedforgeError
-from embedforge.models import check_model_dir, load_encoder, materialize, resolve_source
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.models import check_model_dir, load_encoder, materialize, resolve_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_hub_id_without_organisation_is_a_hub_id(monkeypatch):
 
 
 def test_pad_batch_right_pads_with_a_mask():
-    from embedforge.models import pad_batch
+    from embedforge.core.encoder import pad_batch
 
     ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]

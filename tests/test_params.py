@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from embedforge.errors import EmbedforgeError
-from embedforge.params import Params, load_params, parse_params
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.params import Params, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["Vocab", "WordVectors", "load_embedding"]
 
 if TYPE_CHECKING:
-    from embedforge.embedding import Vocab, WordVectors, load_embedding
+    from embedforge.core.embedding import Vocab, WordVectors, load_embedding
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from embedforge import embedding
+        from embedforge.core import embedding
 
         return getattr(embedding, name)
     raise AttributeError(f"module 'embedforge' has no attribute {name!r}")

@@ -9,35 +9,14 @@ import torch
 from sklearn import metrics
 from transformers import AutoModelForSequenceClassification
 
-from embedforge.errors import EmbedforgeError
-from embedforge.models import check_model_dir, pad_batch
+from embedforge.core.encoder import pad_batch
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.models import check_model_dir
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> np.ndarray:
     """counts[i, j] = how many texts of true class i were predicted as class j."""
     return metrics.confusion_matrix(y_true, y_pred, labels=np.arange(num_labels))
-
-
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> dict:
-    """Accuracy, macro-F1 over all classes, and per-class precision/recall/F1/support (0 where undefined)."""
-    labels = np.arange(len(names))
-    precision, recall, f1, support = metrics.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
-    per_class = {
-        name: {
-            "precision": round(float(p), 4),
-            "recall": round(float(r), 4),
-            "f1": round(float(f), 4),
-            "support": int(n),
-        }
-        for name, p, r, f, n in zip(names, precision, recall, f1, support, strict=True)
-    }
-    return {
-        "accuracy": round(float(metrics.accuracy_score(y_true, y_pred)), 4) if len(y_true) else 0.0,
-        "macro_f1": round(float(f1.mean()), 4),
-        "per_class": per_class,
-    }
 
 
 def predict_labels(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from embedforge.evaluate.classification import classification_metrics
+from embedforge.core.metrics import classification_metrics
 
 VARIANTS = ("frozen", "trainable")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embedforge.errors import EmbedforgeError
-from embedforge.io import read_json
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import read_json
 
 SIMILARITY_FILE = "metrics/similarity.json"
 CLASSIFICATION_FILE = "metrics/classification.json"

@@ -10,17 +10,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from embedforge.data import load_label_names, load_split
-from embedforge.embedding import WordVectors
-from embedforge.errors import EmbedforgeError
-from embedforge.evaluate.benchmarks import Analogy, Pair, benchmark_name, read_analogies, read_pairs
-from embedforge.evaluate.classification import classification_metrics, confusion_matrix, predict_labels
+from embedforge.core.benchmarks import Analogy, Pair, benchmark_name, read_analogies, read_pairs
+from embedforge.core.embedding import WordVectors
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import atomic_path, read_json, write_json, write_text
+from embedforge.core.metrics import classification_metrics
+from embedforge.core.params import EvaluateParams
+from embedforge.core.prepared import PreparedData
+from embedforge.evaluate.classification import confusion_matrix, predict_labels
 from embedforge.evaluate.plots import confusion_png, layers_png, probe_png, scatter_png, training_png
 from embedforge.evaluate.probe import ProbeConfig, ProbeData, random_matrix, run_probe, to_probe_data
 from embedforge.evaluate.report import build_report
 from embedforge.evaluate.similarity import analogy_accuracy, nearest_neighbours, unit_rows, word_similarity
-from embedforge.io import atomic_path, read_json, write_json, write_text
-from embedforge.params import EvaluateParams
 
 INDEX_KEYS = ("name", "strategy", "source", "layer", "pooling", "postprocess")
 
@@ -102,13 +103,13 @@ def _intrinsic(wv: WordVectors, name: str, bench: Benchmarks, p: EvaluateParams,
 
 def _probe_data(prepared_dir: str | Path, split: str, index: dict[str, int]) -> ProbeData:
     """One prepared split as padded row ids of the given vocabulary."""
-    frame = load_split(prepared_dir, split, columns=["words", "label"])
+    frame = PreparedData(Path(prepared_dir)).split(split, columns=["words", "label"])
     return to_probe_data(frame["words"].tolist(), frame["label"].tolist(), index)
 
 
 def _finetuned(model_dir: str | Path, prepared_dir: str | Path, names: list[str], out: Results) -> None:
     """The fine-tuned classifier on the test split."""
-    test = load_split(prepared_dir, "test", columns=["input_ids", "label"])
+    test = PreparedData(Path(prepared_dir)).split("test", columns=["input_ids", "label"])
     y_true = test["label"].to_numpy()
     y_pred = predict_labels(model_dir, test["input_ids"].tolist(), len(names))
     out.classification["finetuned"] = classification_metrics(y_true, y_pred, names)
@@ -125,7 +126,7 @@ def evaluate_all(
     bench = load_benchmarks(p)
     out = Results(
         entries=read_index(embeddings_dir),
-        label_names=load_label_names(prepared_dir),
+        label_names=PreparedData(Path(prepared_dir)).label_names(),
         sims=list(bench.similarity),
         analogies=list(bench.analogy),
     )

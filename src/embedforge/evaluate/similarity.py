@@ -10,8 +10,8 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from embedforge.embedding import WordVectors
-from embedforge.evaluate.benchmarks import Analogy, Pair
+from embedforge.core.benchmarks import Analogy, Pair
+from embedforge.core.embedding import WordVectors
 
 MIN_PAIRS = 3  # fewer covered pairs than this give no meaningful correlation
 

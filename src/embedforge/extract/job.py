@@ -9,10 +9,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from embedforge.embedding import WordVectors
-from embedforge.extract.encoder import Encoder, Groups, group_label, layer_groups
+from embedforge.core.embedding import WordVectors
+from embedforge.core.encoder import Encoder, Groups, group_label, layer_groups
+from embedforge.core.params import ExtractParams
+from embedforge.core.prepared import PreparedData
 from embedforge.extract.words import Vocabulary
-from embedforge.params import ExtractParams
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Job:
     params: ExtractParams
     source: str | None = None
     encoder: Encoder | None = None
-    corpus: Path | None = None
+    corpus: PreparedData | None = None
     vector_file: Path | None = None
     progress: bool = True
     # results shared between strategies of one source (e.g. decontext rows reused as aggregate fallback)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from embedforge.errors import EmbedforgeError
+from embedforge.core.errors import EmbedforgeError
 
 
 def describe(center: bool, remove_top_pcs: int, normalize: bool) -> str:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from embedforge.errors import EmbedforgeError
-from embedforge.io import read_parquet
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.prepared import PreparedData
 
 
 @dataclass(frozen=True)
@@ -64,9 +62,9 @@ def read_word_list(path: str | Path) -> list[str]:
     return words
 
 
-def build_vocabulary(vocab_path: str | Path, extra_files: Sequence[str | Path] = ()) -> Vocabulary:
+def build_vocabulary(prepared: PreparedData, extra_files: Sequence[str | Path] = ()) -> Vocabulary:
     """Corpus vocabulary (frequency order) followed by the extra files' new words (file order)."""
-    df = read_parquet(vocab_path, columns=["word", "count"])
+    df = prepared.vocab()
     words = df["word"].astype(str).tolist()
     counts = [int(c) for c in df["count"]]
     known = set(words)
@@ -78,19 +76,7 @@ def build_vocabulary(vocab_path: str | Path, extra_files: Sequence[str | Path] =
                 counts.append(0)
     if not words:
         raise EmbedforgeError(
-            f"{vocab_path}: vocabulary is empty and extract.extra_words adds no word; expected at least one "
-            "word (lower prepare.min_count or add word lists)"
+            f"{prepared.vocab_path}: vocabulary is empty and extract.extra_words adds no word; "
+            "expected at least one word (lower prepare.min_count or add word lists)"
         )
     return Vocabulary(words=words, counts=counts)
-
-
-def segmented_windows(corpus: str | Path, window: int = 16384) -> Iterator[list[list[str]]]:
-    """Stream the `words` column of a prepared split, `window` sentences at a time."""
-    path = Path(corpus)
-    if not path.is_file():
-        raise EmbedforgeError(f"{path}: file not found (run the prepare stage first)")
-    parquet = pq.ParquetFile(path)
-    if "words" not in parquet.schema_arrow.names:
-        raise EmbedforgeError(f"{path}: expected a 'words' column (segmented sentences)")
-    for batch in parquet.iter_batches(batch_size=window, columns=["words"]):
-        yield [list(s or []) for s in batch.column(0).to_pylist()]

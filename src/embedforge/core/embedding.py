@@ -22,13 +22,14 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from embedforge.errors import EmbedforgeError
-from embedforge.io import atomic_path, read_parquet, write_parquet
+from embedforge.core.encoder import SubwordComposer
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import atomic_path, read_parquet, write_parquet
 
 VOCAB_SUFFIX = ".vocab.parquet"
 UNKNOWN_POLICIES = ("zeros", "mean", "random", "subword")
 Unknown = Literal["zeros", "mean", "random", "subword"]
-# Maps words to vectors [n, d]; used by the `subword` policy (see embedforge.extract.SubwordComposer).
+# Maps words to vectors [n, d]; used by the `subword` policy (see embedforge.core.encoder.SubwordComposer).
 Composer = Callable[[list[str]], torch.Tensor]
 
 
@@ -288,8 +289,6 @@ def load_embedding(
             raise EmbedforgeError(
                 "load_embedding: unknown='subword' needs model_dir (the model to compose from)"
             )
-        from embedforge.extract.static import SubwordComposer
-
         composer = SubwordComposer(model_dir)
     added = [w for w in dict.fromkeys(words or []) if w not in wv]
     extra = wv.unknown_vectors(added, unknown, seed, composer)

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedforge.errors import EmbedforgeError
+from embedforge.core.errors import EmbedforgeError
 
 
 @contextmanager

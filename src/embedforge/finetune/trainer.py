@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn import metrics
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -34,11 +33,19 @@ from transformers import (
     set_seed,
 )
 
-from embedforge.data import load_label_names
-from embedforge.errors import EmbedforgeError
-from embedforge.io import atomic_path, parquet_rows, write_json
-from embedforge.params import FinetuneParams
-from embedforge.train_callbacks import (
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import atomic_path, write_json
+from embedforge.core.metrics import ACCURACY, MACRO_F1, headline
+from embedforge.core.params import FinetuneParams
+from embedforge.core.prepared import PreparedData
+from embedforge.finetune.batches import (
+    EncodedDataset,
+    EpochSeededLengthSampler,
+    Split,
+    check_world_fill,
+    load_split,
+)
+from embedforge.finetune.callbacks import (
     LIVE_SNAPSHOT,
     CompleteMarker,
     LiveLogger,
@@ -46,15 +53,8 @@ from embedforge.train_callbacks import (
     complete_checkpoints,
     drop_incomplete,
 )
-from embedforge.train_data import (
-    EncodedDataset,
-    EpochSeededLengthSampler,
-    Split,
-    check_world_fill,
-    load_split,
-)
 
-METRIC = "f1_macro"
+METRIC = MACRO_F1
 
 
 class LengthGroupedTrainer(Trainer):
@@ -66,16 +66,11 @@ class LengthGroupedTrainer(Trainer):
         return EpochSeededLengthSampler(batch, dataset.split.lengths, self.args.seed)
 
 
-def classification_metrics(pred: EvalPrediction) -> dict[str, float]:
+def trainer_metrics(pred: EvalPrediction) -> dict[str, float]:
     """Validation accuracy and macro-F1 (over every class of the head), for model selection."""
     logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
     logits = np.asarray(logits)
-    y_pred, y_true = logits.argmax(-1), np.asarray(pred.label_ids)
-    labels = np.arange(logits.shape[-1])
-    return {
-        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
-        METRIC: float(metrics.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-    }
+    return headline(np.asarray(pred.label_ids), logits.argmax(-1), logits.shape[-1])
 
 
 def world_size() -> int:
@@ -102,10 +97,10 @@ def requested_nproc(p: FinetuneParams) -> int:
     return 1
 
 
-def launch_torchrun(script: Path, nproc: int, prepared_dir: Path, p: FinetuneParams) -> int:
+def launch_torchrun(script: Path, nproc: int, prepared: PreparedData, p: FinetuneParams) -> int:
     """Check the data can fill `nproc` processes, then re-run `script` under torchrun; its exit code."""
-    rows = [parquet_rows(prepared_dir / f"{s}.parquet") for s in ("train", "validation")]
-    check_world_fill(*rows, nproc, p.batch_size, prepared_dir)
+    rows = [prepared.rows(s) for s in ("train", "validation")]
+    check_world_fill(*rows, nproc, p.batch_size, prepared)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     cmd.append(str(script))
     return subprocess.run(cmd, check=False).returncode
@@ -248,7 +243,7 @@ def build_trainer(
         eval_dataset=EncodedDataset(validation),
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=classification_metrics,
+        compute_metrics=trainer_metrics,
         callbacks=list(callbacks),
     )
     trainer.remove_callback(ProgressCallback)
@@ -288,8 +283,8 @@ def best_metrics(trainer: Trainer) -> dict[str, float | int]:
         raise RuntimeError(f"no validation log for step {step}")  # the Trainer evaluates every save
     e = evals[-1]
     return {
-        "accuracy": e["eval_accuracy"],
-        "f1_macro": e["eval_f1_macro"],
+        ACCURACY: e[f"eval_{ACCURACY}"],
+        MACRO_F1: e[f"eval_{MACRO_F1}"],
         "loss": e["eval_loss"],
         "best_step": step,
         "steps": state.global_step,
@@ -321,7 +316,7 @@ def save_outputs(
 def finetune(
     p: FinetuneParams,
     base_dir: Path,
-    prepared_dir: Path,
+    prepared: PreparedData,
     out_dir: Path,
     metrics_path: Path,
     live_dir: Path,
@@ -330,14 +325,14 @@ def finetune(
 ) -> dict:
     """Train, select on validation macro-F1, write outputs; returns the metrics plus `resumed_from` step."""
     check_run(p)
-    names = load_label_names(prepared_dir)
-    train, validation = (load_split(prepared_dir, s, len(names)) for s in ("train", "validation"))
+    names = prepared.label_names()
+    train, validation = (load_split(prepared, s, len(names)) for s in ("train", "validation"))
     nproc = world_size()
-    check_world_fill(len(train), len(validation), nproc, p.batch_size, prepared_dir)
+    check_world_fill(len(train), len(validation), nproc, p.batch_size, prepared)
     check_freeze(base_dir, p)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     model = load_model(base_dir, names, p)
-    inputs = [prepared_dir / f for f in ("train.parquet", "validation.parquet", "labels.json")] + [base_dir]
+    inputs = [*prepared.files("train", "validation"), base_dir]
     key = run_key(p, inputs, nproc)
     args = training_args(p, checkpoint_root / key, len(train), nproc)  # sets up the process group
     run_dir, resume = prepare_run_dir(checkpoint_root, key)

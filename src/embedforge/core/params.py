@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from embedforge.errors import EmbedforgeError
+from embedforge.core.errors import EmbedforgeError
 
 T = TypeVar("T")
 _YAML11_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")

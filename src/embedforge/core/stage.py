@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from embedforge.errors import EmbedforgeError
+from embedforge.core.errors import EmbedforgeError
 
 
 def run_stage(main: Callable[[], None]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from embedforge.errors import EmbedforgeError
+from embedforge.core.errors import EmbedforgeError
 
 DEFAULT_CACHE_DIR = Path(".cache/jieba")
 _EN_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[^\w\s]", re.UNICODE)

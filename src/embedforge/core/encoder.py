@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from embedforge.errors import EmbedforgeError
-from embedforge.models import check_model_dir, load_encoder, load_tokenizer, pad_batch
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.models import check_model_dir, load_encoder, load_tokenizer
 
 POOLINGS = ("mean", "max", "first", "last")
 MAX_PADDING = 0.1  # fraction of a batch's positions
@@ -97,6 +97,17 @@ def token_batches(items: list[Item], token_budget: int) -> Iterator[list[Item]]:
         real += width
     if batch:
         yield batch
+
+
+def pad_batch(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token-id lists to the longest: (input_ids, attention_mask), both [B, T] long."""
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, ids in enumerate(batch):
+        input_ids[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        mask[i, : len(ids)] = 1
+    return input_ids, mask
 
 
 class Encoder:
@@ -199,3 +210,22 @@ class Accumulator:
     def means(self) -> torch.Tensor:
         """Average per word [G, V, d]; words without contexts stay zero."""
         return self.sums / self.counts.clamp(min=1).to(self.sums.dtype)[None, :, None]
+
+
+class SubwordComposer:
+    """Vectors for any words: their subword pieces' rows of a model's input embedding table, pooled."""
+
+    def __init__(self, model: str | Path | Encoder, pooling: str = "mean") -> None:
+        self.encoder = model if isinstance(model, Encoder) else Encoder(model)
+        self.pooling = pooling
+
+    def __call__(self, words: list[str]) -> torch.Tensor:
+        """[n, d]; a word with no pieces gets a zero row."""
+        pieces = self.encoder.piece_ids(words)
+        out = torch.zeros(len(words), self.encoder.dim)
+        rows = [i for i, p in enumerate(pieces) if p]
+        if rows:
+            lengths = torch.tensor([len(pieces[i]) for i in rows])
+            flat = torch.tensor([t for i in rows for t in pieces[i]])
+            out[rows] = reduce_pieces(self.encoder.input_table()[flat][None], lengths, self.pooling)[0]
+        return out

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedforge.errors import EmbedforgeError
+from embedforge.core.errors import EmbedforgeError
 
 
 @dataclass(frozen=True)

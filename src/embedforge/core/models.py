@@ -16,14 +16,13 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from embedforge.errors import EmbedforgeError
-from embedforge.io import atomic_path
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import atomic_path
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -148,14 +147,3 @@ def materialize(source: str, out_dir: str | Path) -> dict[str, object]:
         tokenizer.save_pretrained(tmp)
         (tmp / "embedforge_source.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
-
-
-def pad_batch(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token-id lists to the longest: (input_ids, attention_mask), both [B, T] long."""
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, ids in enumerate(batch):
-        input_ids[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-        mask[i, : len(ids)] = 1
-    return input_ids, mask

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from transformers import PreTrainedTokenizerBase
 
-from embedforge.data import (
-    SPLITS,
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.params import PrepareParams
+from embedforge.core.prepared import SPLITS, PreparedData
+from embedforge.prepare.clean import (
     CleanReport,
     check_classes,
     check_splits,
@@ -21,10 +21,7 @@ from embedforge.data import (
     read_table,
     stratified_split,
 )
-from embedforge.errors import EmbedforgeError
-from embedforge.io import atomic_path
-from embedforge.params import PrepareParams
-from embedforge.vocab import DEFAULT_CACHE_DIR, build_vocab, segment
+from embedforge.prepare.segment import DEFAULT_CACHE_DIR, build_vocab, segment
 
 
 def _fixed_split(p: PrepareParams, report: CleanReport) -> dict[str, pd.DataFrame]:
@@ -129,11 +126,5 @@ def prepare(
         "covered_tokens": int(vocab["count"].sum()),
     }
 
-    with atomic_path(out_dir, is_dir=True) as tmp:
-        for name, table in tables.items():
-            pq.write_table(table, tmp / f"{name}.parquet")
-        pq.write_table(pa.Table.from_pandas(vocab, preserve_index=False), tmp / "vocab.parquet")
-        (tmp / "labels.json").write_text(
-            json.dumps({"names": names}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
+    PreparedData.write(out_dir, tables, vocab, names)
     return metrics

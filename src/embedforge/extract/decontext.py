@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import torch
 
-from embedforge.embedding import WordVectors
-from embedforge.extract.encoder import Accumulator, Encoder, Groups, token_batches
+from embedforge.core.embedding import WordVectors
+from embedforge.core.encoder import Accumulator, Encoder, Groups, token_batches
 from embedforge.extract.job import Job, Matrix, base_info, per_group
 
 

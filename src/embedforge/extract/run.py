@@ -9,16 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedforge.errors import EmbedforgeError
-from embedforge.extract.corpus import aggregate
-from embedforge.extract.encoder import POOLINGS, Encoder, layer_groups, model_depth
-from embedforge.extract.isolated import cls, decontext
+from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import write_json
+from embedforge.core.params import ExtractParams
+from embedforge.core.prepared import PreparedData
+from embedforge.extract.aggregate import aggregate
+from embedforge.extract.decontext import cls, decontext
 from embedforge.extract.job import Job, Matrix
 from embedforge.extract.postprocess import describe, postprocess
-from embedforge.extract.static import input_table, vectors_file, vectors_name
+from embedforge.extract.tables import input_table, vectors_file, vectors_name
 from embedforge.extract.words import Vocabulary, build_vocabulary
-from embedforge.io import write_json
-from embedforge.params import ExtractParams
 
 LAYER_CONVENTION = "hidden_states index: 0 = embedding output, num_hidden_layers = last layer"
 
@@ -105,7 +106,11 @@ def write_matrix(matrix: Matrix, params: ExtractParams, out_dir: Path) -> dict[s
 
 
 def jobs(
-    params: ExtractParams, vocab: Vocabulary, model_dirs: Mapping[str, Path], corpus: Path, progress: bool
+    params: ExtractParams,
+    vocab: Vocabulary,
+    model_dirs: Mapping[str, Path],
+    corpus: PreparedData,
+    progress: bool,
 ) -> Iterator[tuple[str, Job]]:
     """(strategy, Job) in run order: each source's strategies (one encoder loaded at a time), then files."""
     strategies = check_strategies(params.strategies)
@@ -126,8 +131,7 @@ def jobs(
 def run_extract(
     params: ExtractParams,
     *,
-    vocab_path: str | Path,
-    corpus_path: str | Path,
+    prepared: PreparedData,
     model_dirs: Mapping[str, str | Path],
     out_dir: str | Path,
     progress: bool = True,
@@ -135,11 +139,11 @@ def run_extract(
     """Extract every requested matrix into `out_dir` (+ index.json); return the index records."""
     dirs = {k: Path(v) for k, v in model_dirs.items()}
     validate(params, dirs)
-    vocab = build_vocabulary(vocab_path, params.extra_words)
+    vocab = build_vocabulary(prepared, params.extra_words)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = []
-    for name, job in jobs(params, vocab, dirs, Path(corpus_path), progress):
+    for name, job in jobs(params, vocab, dirs, prepared, progress):
         start = time.perf_counter()
         for matrix in STRATEGIES[name].fn(job):
             records.append(write_matrix(matrix, params, out))

@@ -5,30 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
-
-from embedforge.embedding import WordVectors
-from embedforge.extract.encoder import Encoder, reduce_pieces
+from embedforge.core.embedding import WordVectors
+from embedforge.core.encoder import SubwordComposer
 from embedforge.extract.job import Job, Matrix, base_info
-
-
-class SubwordComposer:
-    """Vectors for any words: their subword pieces' rows of a model's input embedding table, pooled."""
-
-    def __init__(self, model: str | Path | Encoder, pooling: str = "mean") -> None:
-        self.encoder = model if isinstance(model, Encoder) else Encoder(model)
-        self.pooling = pooling
-
-    def __call__(self, words: list[str]) -> torch.Tensor:
-        """[n, d]; a word with no pieces gets a zero row."""
-        pieces = self.encoder.piece_ids(words)
-        out = torch.zeros(len(words), self.encoder.dim)
-        rows = [i for i, p in enumerate(pieces) if p]
-        if rows:
-            lengths = torch.tensor([len(pieces[i]) for i in rows])
-            flat = torch.tensor([t for i in rows for t in pieces[i]])
-            out[rows] = reduce_pieces(self.encoder.input_table()[flat][None], lengths, self.pooling)[0]
-        return out
 
 
 def input_table(job: Job) -> list[Matrix]:

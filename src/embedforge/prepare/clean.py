@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from embedforge.errors import EmbedforgeError
-from embedforge.io import read_json, read_parquet
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import read_parquet
 
-SPLITS = ("train", "validation", "test")
 _FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -201,20 +200,3 @@ def check_classes(df: pd.DataFrame, source: str) -> None:
         raise EmbedforgeError(
             f"{source}: only one class ({labels[0]!r}) after cleaning; classification needs at least two"
         )
-
-
-def load_split(prepared_dir: str | Path, split: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read one prepared split (`train`, `validation` or `test`)."""
-    if split not in SPLITS:
-        raise EmbedforgeError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    return read_parquet(Path(prepared_dir) / f"{split}.parquet", columns=columns)
-
-
-def load_label_names(prepared_dir: str | Path) -> list[str]:
-    """The label map saved by `prepare`: names[i] is the original label of id i."""
-    path = Path(prepared_dir) / "labels.json"
-    data = read_json(path)
-    names = data.get("names") if isinstance(data, dict) else None
-    if not isinstance(names, list) or len(names) < 2:
-        raise EmbedforgeError(f'{path}: expected {{"names": [...]}} with at least 2 label names')
-    return [str(n) for n in names]

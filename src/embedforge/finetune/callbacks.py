@@ -10,6 +10,8 @@ import torch.distributed as dist
 from dvclive import Live
 from transformers import ProgressCallback, TrainerCallback
 
+from embedforge.core.metrics import MACRO_F1
+
 COMPLETE = "COMPLETE"  # written last into a checkpoint folder: resumption trusts only marked folders
 LIVE_SNAPSHOT = "dvclive"  # the DVCLive folder as of a checkpoint, restored on resume
 TRAIN_KEYS = ("loss", "learning_rate", "grad_norm")
@@ -90,7 +92,7 @@ class TokenProgress(ProgressCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.training_bar is None or not logs:
             return
-        for key, name in (("loss", "loss"), ("eval_f1_macro", "val_f1")):
+        for key, name in (("loss", "loss"), (f"eval_{MACRO_F1}", "val_f1")):
             if key in logs:
                 self._postfix[name] = f"{logs[key]:.4g}"
         self.training_bar.set_postfix(self._postfix)

@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import Dataset
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
-from embedforge import data
-from embedforge.errors import EmbedforgeError
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.prepared import PreparedData
 
 COLUMNS = ["input_ids", "label", "length"]
 
@@ -63,10 +63,10 @@ class EpochSeededLengthSampler(LengthGroupedSampler):
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
-def load_split(prepared_dir: Path, split: str, num_labels: int) -> Split:
+def load_split(prepared: PreparedData, split: str, num_labels: int) -> Split:
     """Read one split and check that it is non-empty and its label ids fit the classifier head."""
-    path = prepared_dir / f"{split}.parquet"
-    df = data.load_split(prepared_dir, split, COLUMNS)
+    path = prepared.split_path(split)
+    df = prepared.split(split, COLUMNS)
     if df.empty:
         raise EmbedforgeError(f"{path}: the split is empty; expected at least one row")
     labels = df["label"].to_numpy()
@@ -81,16 +81,18 @@ def load_split(prepared_dir: Path, split: str, num_labels: int) -> Split:
     return Split(path, ids, labels.astype(np.int64), [int(n) for n in df["length"]])
 
 
-def check_world_fill(train_rows: int, val_rows: int, world_size: int, batch_size: int, where: Path) -> None:
+def check_world_fill(
+    train_rows: int, val_rows: int, world_size: int, batch_size: int, prepared: PreparedData
+) -> None:
     """Every process needs at least one full training batch and one validation example."""
     if train_rows < world_size * batch_size:
         raise EmbedforgeError(
-            f"{where}/train.parquet: {train_rows} rows cannot fill world size {world_size} x "
+            f"{prepared.split_path('train')}: {train_rows} rows cannot fill world size {world_size} x "
             f"finetune.batch_size {batch_size}; expected at least {world_size * batch_size} rows "
             "(use fewer processes or a smaller batch)"
         )
     if val_rows < world_size:
         raise EmbedforgeError(
-            f"{where}/validation.parquet: {val_rows} rows cannot fill world size {world_size}; "
+            f"{prepared.split_path('validation')}: {val_rows} rows cannot fill world size {world_size}; "
             f"expected at least {world_size} rows"
         )

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from embedforge.extract.encoder import Accumulator, Encoder, token_batches
-from embedforge.extract.isolated import encode_alone, isolated_vectors
+from embedforge.core.encoder import Accumulator, Encoder, token_batches
+from embedforge.extract.decontext import encode_alone, isolated_vectors
 from embedforge.extract.job import Job, Matrix, base_info, per_group
-from embedforge.extract.words import segmented_windows
-from embedforge.io import parquet_rows
 
+CORPUS_SPLIT = "train"  # the labelled training split is the default corpus
 Item = tuple[list[int], list[tuple[int, int, int]]]  # (ids, [(word row, start, end)])
 
 
@@ -46,9 +45,12 @@ def corpus_pass(job: Job) -> Accumulator:
     taken = [0] * len(index)
     acc = Accumulator(len(index), len(job.groups), enc.dim)
     bar = tqdm(
-        total=parquet_rows(job.corpus), unit="sent", desc=f"aggregate {job.source}", disable=not job.progress
+        total=job.corpus.rows(CORPUS_SPLIT),
+        unit="sent",
+        desc=f"aggregate {job.source}",
+        disable=not job.progress,
     )
-    for window in segmented_windows(job.corpus):
+    for window in job.corpus.sentences(CORPUS_SPLIT):
         items = select_contexts(enc, window, index, taken, params.max_contexts)
         bar.update(len(window) - len(items))  # sentences that serve no word are skipped
         for batch in token_batches(items, params.token_budget):

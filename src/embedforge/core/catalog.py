@@ -1,0 +1,131 @@
+"""`embeddings/`: the contract between `extract` and its readers, owned here alone.
+
+Layout: one `WordVectors` pair per matrix (`<name>.safetensors` + `<name>.vocab.parquet`, see
+`embedforge.core.embedding`), optional exports beside it, and `index.json`:
+  {"matrices": [MatrixRecord, ...], "layer_convention": LAYER_CONVENTION, "vocab_size": V}
+
+Matrix names are built here (`matrix_name`, `vectors_name`) and never parsed back: a reader that needs a
+matrix's strategy, source or layer reads its `MatrixRecord`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedforge.core.embedding import WordVectors
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import read_json, write_json
+
+INDEX_FILE = "index.json"
+DEFAULT_ROOT = Path("embeddings")
+LAYER_CONVENTION = "hidden_states index: 0 = embedding output, num_hidden_layers = last layer"
+RANDOM_BASELINE = "random"  # the name under which evaluate reports a random matrix of the same shape
+
+Group = tuple[int, ...]  # hidden_states indices averaged into one matrix
+Layer = int | list[int] | None  # a group as recorded: one index, the averaged list, or none
+
+
+def layer_label(group: Group) -> int | list[int]:
+    """A group as it appears in index.json: an int for one layer, the list for an average."""
+    return group[0] if len(group) == 1 else list(group)
+
+
+def matrix_name(strategy: str, source: str, group: Group | None = None) -> str:
+    """`decontext`, `base`, (4,) -> `decontext_base_L4`; (2, 3) -> `..._L2_3`; no group -> `cls_base`."""
+    suffix = "" if group is None else "_L" + "_".join(str(i) for i in group)
+    return f"{strategy}_{source}{suffix}"
+
+
+def vectors_name(path: str | Path) -> str:
+    """`data/sgns.zhihu.word.txt` -> `vectors_sgns_zhihu_word`."""
+    stem = re.sub(r"\.(txt|bin|vec|w2v)$", "", Path(path).name)
+    return "vectors_" + "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)
+
+
+def random_name(first: str, shapes: int) -> str:
+    """The random baseline's name: `random`, or `random_<first matrix>` when vocabularies/shapes differ."""
+    return RANDOM_BASELINE if shapes == 1 else f"{RANDOM_BASELINE}_{first}"
+
+
+@dataclass(frozen=True)
+class MatrixRecord:
+    """What index.json says about one matrix."""
+
+    name: str
+    strategy: str
+    source: str | None
+    layer: Layer
+    pooling: str | None
+    postprocess: str
+    words: int
+    dim: int
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> MatrixRecord:
+        """Validate one index entry; a missing or mistyped field is an error naming it."""
+        if not isinstance(data, dict):
+            raise EmbedforgeError(f"{where}: expected an object describing a matrix")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        missing = [k for k in ("name", "strategy") if not isinstance(data.get(k), str) or not data.get(k)]
+        if missing:
+            raise EmbedforgeError(f"{where}: no {missing[0]!r}; expected a non-empty string")
+        values = {k: data.get(k) for k in fields}
+        values["postprocess"] = values["postprocess"] or "none"
+        values["words"] = int(values["words"] or 0)
+        values["dim"] = int(values["dim"] or 0)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """An `embeddings/` folder: its matrices and their records."""
+
+    root: Path = DEFAULT_ROOT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / INDEX_FILE
+
+    def path(self, name: str) -> Path:
+        """The stem of a matrix's files (what `WordVectors.save`/`load` take)."""
+        return self.root / name
+
+    def load(self, name: str) -> WordVectors:
+        return WordVectors.load(self.path(name))
+
+    def records(self) -> list[MatrixRecord]:
+        """The matrices listed in index.json, in extraction order."""
+        data = read_json(self.index_path)
+        matrices = data.get("matrices") if isinstance(data, dict) else None
+        if not isinstance(matrices, list) or not matrices:
+            raise EmbedforgeError(
+                f'{self.index_path}: expected {{"matrices": [{{"name": ...}}, ...]}} with at least one matrix'
+            )
+        records = [
+            MatrixRecord.from_dict(m, f"{self.index_path}: matrices[{i}]") for i, m in enumerate(matrices)
+        ]
+        names = [r.name for r in records]
+        if len(set(names)) != len(names):
+            raise EmbedforgeError(f"{self.index_path}: matrix names repeat; expected distinct names")
+        return records
+
+    def write_index(self, records: Sequence[MatrixRecord], vocab_size: int) -> None:
+        """Write index.json (last, after every matrix file)."""
+        write_json(
+            self.index_path,
+            {
+                "matrices": [r.to_dict() for r in records],
+                "layer_convention": LAYER_CONVENTION,
+                "vocab_size": vocab_size,
+            },
+        )

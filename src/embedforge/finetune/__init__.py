@@ -1,0 +1,1 @@
+"""Stage `finetune`: the base encoder fine-tuned as a sequence classifier with `transformers.Trainer`."""
