@@ -33,6 +33,8 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check src stages tests bench
+	$(BIN)/ruff format --check src stages tests bench
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python bench/finetune_throughput.py
