@@ -32,8 +32,8 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check src stages tests bench
-	$(BIN)/ruff format --check src stages tests bench
+	$(BIN)/ruff check src stages tests bench tools
+	$(BIN)/ruff format --check src stages tests bench tools
 	$(BIN)/mypy
 
 bench: setup
