@@ -127,3 +127,31 @@ def test_word2vec_text_with_a_non_number_is_a_one_line_error(tmp_path: Path) -> 
     path.write_text("2 3\n好吃 0.1 0.2 0.3\n外卖 0.1 oops 0.3\n", encoding="utf-8")
     with pytest.raises(EmbedforgeError, match=r"bad.txt line 3: expected a word and 3 numbers"):
         WordVectors.load_word2vec(path)
+
+
+def test_similarity_and_most_similar_use_cosine(saved: Path) -> None:
+    wv = WordVectors.load(saved)
+    unit = torch.nn.functional.normalize(wv.weight, dim=1)
+    assert wv.similarity("好吃", "外卖") == pytest.approx(float(unit[0] @ unit[2]))
+    ranked = wv.most_similar("好吃", topn=5)
+    assert [w for w, _ in ranked] == ["外卖", "味道"]  # itself excluded, nearest first, topn capped
+    assert ranked[0][1] == pytest.approx(float(unit[0] @ unit[2]))
+    assert wv.most_similar(torch.tensor([3.0, 2.0, 1.0]), topn=1)[0][0] == "味道"
+    with pytest.raises(KeyError, match="not in the vocabulary"):
+        wv.similarity("好吃", "没有")
+
+
+def test_unit_rows_are_cached_until_the_weight_changes(saved: Path) -> None:
+    wv = WordVectors.load(saved)
+    assert wv.unit is wv.unit
+    wv.weight = wv.weight * 2 + 1
+    assert torch.allclose(wv.unit, torch.nn.functional.normalize(wv.weight, dim=1))
+
+
+def test_load_embedding_padding_row_for_padding_idx(saved: Path) -> None:
+    emb, vocab = load_embedding(saved, padding=True)
+    assert vocab.pad_index == len(WORDS) + 1 == emb.padding_idx
+    assert torch.equal(emb.weight[vocab.pad_index], torch.zeros(3))
+    plain, plain_vocab = load_embedding(saved)
+    assert plain_vocab.pad_index is None and plain.padding_idx is None
+    assert plain.weight.shape[0] == emb.weight.shape[0] - 1

@@ -75,6 +75,38 @@ class WordVectors:
     def dim(self) -> int:
         return int(self.weight.shape[1])
 
+    @property
+    def unit(self) -> torch.Tensor:
+        """Rows scaled to unit length (zero rows stay zero); cached until `weight` is replaced."""
+        cached = self.__dict__.get("_unit")
+        if cached is None or cached[0] is not self.weight:
+            cached = (self.weight, torch.nn.functional.normalize(self.weight, dim=1))
+            self.__dict__["_unit"] = cached
+        return cached[1]
+
+    def _row(self, word: str) -> int:
+        if word not in self.index:
+            raise KeyError(f"{word!r} is not in the vocabulary")
+        return self.index[word]
+
+    def similarity(self, word1: str, word2: str) -> float:
+        """Cosine similarity of two words of the vocabulary (KeyError for an unknown word)."""
+        return float(self.unit[self._row(word1)] @ self.unit[self._row(word2)])
+
+    def most_similar(self, query: str | torch.Tensor, topn: int = 10) -> list[tuple[str, float]]:
+        """The `topn` words nearest by cosine to a word (itself excluded) or to a vector [d]."""
+        if isinstance(query, str):
+            row: int | None = self._row(query)
+            target = self.unit[row]
+        else:
+            row, target = None, torch.nn.functional.normalize(query.to(torch.float32), dim=0)
+        sims = self.unit @ target
+        if row is not None:
+            sims[row] = float("-inf")
+        top = torch.topk(sims, min(topn, len(self) - (row is not None)))
+        pairs = zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        return [(self.words[i], float(v)) for v, i in pairs]
+
     def save(self, path: str | Path) -> Path:
         """Write `<stem>.safetensors` and `<stem>.vocab.parquet` atomically; return the stem."""
         stem = _stem(path)
@@ -245,14 +277,20 @@ def _read_w2v_binary(fh, path: Path, n: int, d: int, keep: set[str] | None):  # 
 
 @dataclass
 class Vocab:
-    """Row ids of an embedding loaded by `load_embedding`; unknown words map to `unk_index` (the last row)."""
+    """Row ids of an embedding loaded by `load_embedding`.
+
+    Unknown words map to `unk_index` (the row after the words); with `padding=True` one more zero row,
+    `pad_index`, follows it for `nn.Embedding(padding_idx=...)` (else `pad_index` is None).
+    """
 
     words: list[str]
     info: pd.DataFrame
+    padding: bool = False
 
     def __post_init__(self) -> None:
         self.index: dict[str, int] = {w: i for i, w in enumerate(self.words)}
         self.unk_index = len(self.words)
+        self.pad_index: int | None = self.unk_index + 1 if self.padding else None
 
     def __len__(self) -> int:
         return len(self.words)
@@ -275,12 +313,14 @@ def load_embedding(
     words: Iterable[str] | None = None,
     model_dir: str | Path | None = None,
     freeze: bool = True,
+    padding: bool = False,
 ) -> tuple[torch.nn.Embedding, Vocab]:
-    """Load a saved matrix as `nn.Embedding` [V (+ added words) + 1, d] and its `Vocab`.
+    """Load a saved matrix as `nn.Embedding` [V (+ added words) + 1 (+ 1 padding), d] and its `Vocab`.
 
     Words in `words` that the matrix lacks get their own rows by the unknown-word policy (`subword`
     composes them from the input table of the model in `model_dir`); one last row, `vocab.unk_index`,
     serves every other unknown word (zeros, the mean row, or seeded noise; the mean row for `subword`).
+    With `padding=True` a zero row `vocab.pad_index` follows, and the layer is built with that `padding_idx`.
     """
     wv = WordVectors.load(path)
     composer = None
@@ -293,11 +333,11 @@ def load_embedding(
     added = [w for w in dict.fromkeys(words or []) if w not in wv]
     extra = wv.unknown_vectors(added, unknown, seed, composer)
     unk = wv.unknown_vectors(["<unk>"], "mean" if unknown == "subword" else unknown, seed)
-    weight = torch.cat([wv.weight, extra, unk])
+    weight = torch.cat([wv.weight, extra, unk, torch.zeros(int(padding), wv.dim)])
     info = wv.info.copy() if len(wv.info) else pd.DataFrame(index=range(len(wv)))
     if added:
         info = pd.concat(
             [info, pd.DataFrame({"method": [f"unknown:{unknown}"] * len(added)})], ignore_index=True
         )
-    vocab = Vocab(words=wv.words + added, info=info.reset_index(drop=True))
-    return torch.nn.Embedding.from_pretrained(weight, freeze=freeze), vocab
+    vocab = Vocab(words=wv.words + added, info=info.reset_index(drop=True), padding=padding)
+    return torch.nn.Embedding.from_pretrained(weight, freeze=freeze, padding_idx=vocab.pad_index), vocab
