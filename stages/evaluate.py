@@ -2,28 +2,30 @@
 
 from pathlib import Path
 
+from embedforge.core.catalog import Catalog
+from embedforge.core.metrics import ACCURACY
 from embedforge.core.params import load_params
+from embedforge.core.prepared import PreparedData
 from embedforge.core.stage import run_stage
-from embedforge.evaluate import evaluate_all, write_results
+from embedforge.evaluate import evaluate_all, render, write_results
 
-EMBEDDINGS = "embeddings"
+CATALOG = Catalog(Path("embeddings"))
 FINETUNED = "models/finetuned"
-PREPARED = "data/prepared"
-DVCLIVE = "dvclive"
+PREPARED = PreparedData(Path("data/prepared"))
+DVCLIVE = Path("dvclive")
 METRICS = "metrics"
 PLOTS = "plots"
 
 
 def main() -> None:
     params = load_params().evaluate
-    results = evaluate_all(params, EMBEDDINGS, FINETUNED, PREPARED)
-    # Training curves are drawn only when finetune left its DVCLive folder behind.
-    write_results(results, METRICS, PLOTS, DVCLIVE if Path(DVCLIVE).is_dir() else None)
-    finetuned = results.classification["finetuned"]
+    results = evaluate_all(params, CATALOG, FINETUNED, PREPARED)
+    write_results(results, METRICS, PLOTS)  # the data first: metrics/*.json, plot tables
+    # then what is rendered from those files; training curves only when finetune left its DVCLive folder
+    render(METRICS, PLOTS, CATALOG.records(), DVCLIVE if DVCLIVE.is_dir() else None)
     print(
-        f"evaluate: {len(results.entries)} matrices, {len(results.sims)} similarity and "
-        f"{len(results.analogies)} analogy sets; fine-tuned accuracy {finetuned['accuracy']:.3f} "
-        f"-> {METRICS}/report.md"
+        f"evaluate: {len(results.records)} matrices; fine-tuned accuracy "
+        f"{results.classifier.metrics()[ACCURACY]:.3f} -> {METRICS}/report.md"
     )
 
 

@@ -168,10 +168,10 @@ def test_probe_learns_is_deterministic_and_handles_empty_texts() -> None:
     cfg = ProbeConfig(epochs=3, batch_size=32, lr=1e-2, seed=3)
     first = run_probe(weight, train, test, ["neg", "pos"], cfg)
     assert first == run_probe(weight, train, test, ["neg", "pos"], cfg)
-    assert set(first) == {"frozen", "trainable"}
-    assert first["frozen"]["accuracy"] > 0.85
-    assert first["trainable"]["accuracy"] > 0.85
-    assert set(first["frozen"]) == {"accuracy", "macro_f1"}
+    assert first.frozen["accuracy"] > 0.85
+    assert first.trainable["accuracy"] > 0.85
+    assert first.metrics().keys() == {"frozen", "trainable"}
+    assert first.metrics()["frozen"].keys() == {"accuracy", "macro_f1"}
 
 
 def test_random_matrix_matches_shape_and_scale_and_is_seeded() -> None:

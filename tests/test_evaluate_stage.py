@@ -1,11 +1,9 @@
-"""The evaluate step end to end on tiny inputs, the report, and the stage script's error path."""
+"""The evaluate step end to end on tiny inputs, the report rebuilt from files, and the stage script."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,57 +11,45 @@ import pandas as pd
 import pytest
 import torch
 
+from embedforge.core.catalog import Catalog, MatrixRecord
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams
-from embedforge.evaluate import evaluate_all, write_results
-from embedforge.evaluate.report import build_report, report_from_files
-from embedforge.evaluate.run import read_index
+from embedforge.core.prepared import PreparedData
+from embedforge.evaluate import evaluate_all, render, to_metrics, write_results
+from embedforge.evaluate.documents import CLASSIFICATION_FILE, NEIGHBOURS_FILE, SIMILARITY_FILE, MetricsDoc
+from embedforge.evaluate.report import (
+    build_neighbours,
+    build_report,
+    neighbours_from_files,
+    report_from_files,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-MATRICES = [
+MATRICES = [  # name, strategy, layer
     ("cls_base", "cls", None),
     ("decontext_base_L1", "decontext", 1),
     ("decontext_base_L2", "decontext", 2),
 ]
+NAMES = [n for n, *_ in MATRICES]
 
 
-def _prepared(root: Path, reviews_csv: Path, tokenizer_dir: Path) -> Path:
-    """A data/prepared folder from the 80 fixture reviews; words are characters (no jieba needed)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    df = pd.read_csv(reviews_csv).rename(columns={"review": "text"})
-    df["input_ids"] = tokenizer(df["text"].tolist(), truncation=True, max_length=64)["input_ids"]
-    df["length"] = df["input_ids"].map(len).astype("int32")
-    df["words"] = df["text"].map(lambda t: [c for c in t if not c.isspace()])
-    out = root / "prepared"
-    out.mkdir()
-    for name, part in {"train": df.iloc[::2], "validation": df.iloc[1::4], "test": df.iloc[3::4]}.items():
-        part[["text", "label", "input_ids", "length", "words"]].to_parquet(
-            out / f"{name}.parquet", index=False
-        )
-    (out / "labels.json").write_text(json.dumps({"names": ["neg", "pos"]}), encoding="utf-8")
-    return out
+def _records(words: int, dim: int = 12) -> list[MatrixRecord]:
+    return [MatrixRecord(n, s, "base", layer, "mean", "none", words, dim) for n, s, layer in MATRICES]
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path, tiny_model_dir: Path) -> dict:
-    """Prepared data, three small matrices with an index, a tiny fine-tuned classifier, benchmark files."""
+def inputs(tmp_path_factory: pytest.TempPathFactory, prepared_dir: Path, tiny_model_dir: Path) -> dict:
+    """Three small matrices over the prepared vocabulary, a tiny classifier, benchmark files."""
     from transformers import AutoModelForSequenceClassification
 
     root = tmp_path_factory.mktemp("evaluate")
-    prepared = _prepared(root, reviews_csv, tiny_model_dir)
-    words = sorted({c for t in pd.read_csv(reviews_csv)["review"] for c in t if not c.isspace()})
-    emb = root / "embeddings"
+    words = PreparedData(prepared_dir).vocab()["word"].tolist()
+    catalog = Catalog(root / "embeddings")
     generator = torch.Generator().manual_seed(0)
-    for name, *_ in MATRICES:
-        WordVectors(words, torch.randn(len(words), 12, generator=generator)).save(emb / name)
-    index = [
-        {"name": n, "strategy": s, "source": "base", "layer": layer, "pooling": "mean", "postprocess": None}
-        for n, s, layer in MATRICES
-    ]
-    (emb / "index.json").write_text(json.dumps({"matrices": index}), encoding="utf-8")
+    records = _records(len(words))
+    for record in records:
+        WordVectors(words, torch.randn(len(words), 12, generator=generator)).save(catalog.path(record.name))
+    catalog.write_index(records, len(words))
     finetuned = root / "finetuned"
     AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2).save_pretrained(
         finetuned
@@ -72,31 +58,38 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path, tiny_mod
     bench.mkdir()
     pairs = [f"{a}\t{b}\t{i % 7}" for i, (a, b) in enumerate(zip(words[:40], words[40:80], strict=True))]
     (bench / "chars.tsv").write_text("\n".join(pairs) + "\n", encoding="utf-8")
-    (bench / "none.tsv").write_text("火星\t木星\t3\n土星\t金星\t4\n", encoding="utf-8")
+    (bench / "none.tsv").write_text("火星人\t木星人\t3\n土星人\t金星人\t4\n", encoding="utf-8")
     quads = [" ".join(words[i : i + 4]) for i in range(0, 40, 4)]
     (bench / "quads.txt").write_text(": s\n" + "\n".join(quads) + "\nxx yy zz ww\n", encoding="utf-8")
     params = EvaluateParams(
-        similarity_files=[str(bench / "chars.tsv"), str(bench / "none.tsv")],
+        # not in name order: the report must not depend on the order of the keys it reads
+        similarity_files=[str(bench / "none.tsv"), str(bench / "chars.tsv")],
         analogy_files=[str(bench / "quads.txt")],
         probe_words=[words[0], "不存在的词"],
         neighbours=3,
         probe_epochs=2,
     )
-    return {"root": root, "prepared": prepared, "emb": emb, "finetuned": finetuned, "params": params}
+    prepared = PreparedData(prepared_dir)
+    return {"root": root, "prepared": prepared, "catalog": catalog, "finetuned": finetuned, "params": params}
 
 
 @pytest.fixture(scope="module")
 def written(inputs: dict) -> dict:
-    """evaluate_all + write_results into a fresh folder."""
-    results = evaluate_all(inputs["params"], inputs["emb"], inputs["finetuned"], inputs["prepared"])
+    """evaluate_all, then write_results and render into a fresh folder."""
+    results = evaluate_all(inputs["params"], inputs["catalog"], inputs["finetuned"], inputs["prepared"])
     out = inputs["root"] / "out"
     write_results(results, out / "metrics", out / "plots")
+    render(out / "metrics", out / "plots", inputs["catalog"].records())
     return {"results": results, "metrics": out / "metrics", "plots": out / "plots"}
 
 
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def test_metrics_are_flat_one_number_per_matrix_and_benchmark(written: dict) -> None:
-    similarity = json.loads((written["metrics"] / "similarity.json").read_text(encoding="utf-8"))
-    assert set(similarity) == {n for n, *_ in MATRICES}
+    similarity = _json(written["metrics"] / "similarity.json")
+    assert list(similarity) == NAMES  # the index's names, never re-derived
     cls = similarity["cls_base"]
     assert set(cls) == {"chars", "none", "quads"}
     assert set(cls["chars"]) == {"spearman", "pearson", "coverage"}
@@ -104,29 +97,37 @@ def test_metrics_are_flat_one_number_per_matrix_and_benchmark(written: dict) -> 
     # A benchmark with no pair in the vocabulary: coverage 0, null correlations, and the run went on.
     assert cls["none"] == {"spearman": None, "pearson": None, "coverage": 0.0}
     assert cls["quads"]["coverage"] == round(10 / 11, 4)
-    classification = json.loads((written["metrics"] / "classification.json").read_text(encoding="utf-8"))
-    assert set(classification["finetuned"]) == {"accuracy", "macro_f1", "per_class"}
-    assert set(classification["finetuned"]["per_class"]) == {"neg", "pos"}
-    assert set(classification["probe"]) == {"cls_base", "decontext_base_L1", "decontext_base_L2", "random"}
-    assert set(classification["probe"]["random"]) == {"frozen", "trainable"}
+    classification = _json(written["metrics"] / "classification.json")
+    finetuned = classification["finetuned"]
+    assert set(finetuned) == {"accuracy", "macro_f1", "per_class", "labels", "confusion"}
+    assert finetuned["labels"] == written["results"].classifier.labels
+    assert set(finetuned["per_class"]) == set(finetuned["labels"])
+    assert sum(map(sum, finetuned["confusion"])) == sum(c["support"] for c in finetuned["per_class"].values())
+    assert set(classification["probe"]) == {*NAMES, "random"}
+    assert classification["probe"]["random"].keys() == {"frozen", "trainable"}
+    assert classification["probe"]["random"]["frozen"].keys() == {"accuracy", "macro_f1"}
 
 
 def test_readable_files_and_plot_data(written: dict) -> None:
-    oov = json.loads((written["metrics"] / "oov.json").read_text(encoding="utf-8"))
-    assert oov["cls_base"]["none"] == ["土星", "木星", "火星", "金星"]
+    oov = _json(written["metrics"] / "oov.json")
+    assert oov["cls_base"]["none"] == ["土星人", "木星人", "火星人", "金星人"]
     assert oov["cls_base"]["quads"] == ["ww", "xx", "yy", "zz"]
     neighbours = (written["metrics"] / "neighbours.md").read_text(encoding="utf-8")
     assert "## 不存在的词" in neighbours and "(not in the vocabulary)" in neighbours
     report = (written["metrics"] / "report.md").read_text(encoding="utf-8")
     assert "| cls_base |" in report and "| random |" in report and "**" in report
-    assert "n/a" not in report and "Fine-tuned classifier" in report
+    assert "n/a" not in report and "Fine-tuned classifier" in report and "Confusion matrix" in report
     scatter = pd.read_csv(written["plots"] / "scatter" / "chars.csv")
     assert list(scatter.columns) == ["matrix", "word1", "word2", "human", "cosine"]
-    assert set(scatter["matrix"]) == {n for n, *_ in MATRICES}
+    assert list(dict.fromkeys(scatter["matrix"])) == NAMES
     layers = pd.read_csv(written["plots"] / "spearman_by_layer.csv")
     assert sorted(set(layers["layer"])) == [1, 2]  # cls_base has no layer, so it is not on this plot
+    assert set(layers["series"]) == {"decontext / base"}  # from the records, not from the names
     confusion = pd.read_csv(written["plots"] / "confusion.csv")
-    assert list(confusion.columns) == ["actual", "predicted"] and set(confusion["actual"]) <= {"neg", "pos"}
+    labels = written["results"].classifier.labels
+    assert list(confusion.columns) == ["actual", "predicted"] and set(confusion["actual"].astype(str)) <= set(
+        labels
+    )
     pngs = sorted(p.name for p in (written["plots"] / "png").iterdir())
     assert pngs == [
         "confusion.png",
@@ -138,64 +139,105 @@ def test_readable_files_and_plot_data(written: dict) -> None:
     assert all((written["plots"] / "png" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
 
+def test_report_rebuilt_from_files_equals_the_fresh_one(inputs: dict, written: dict) -> None:
+    results, records = written["results"], inputs["catalog"].records()
+    docs = to_metrics(results)  # in memory: params order, not the sorted keys of the files
+    fresh = build_report(
+        MetricsDoc.of(docs[SIMILARITY_FILE], SIMILARITY_FILE),
+        MetricsDoc.of(docs[CLASSIFICATION_FILE], CLASSIFICATION_FILE),
+        results.records,
+    )
+    assert report_from_files(written["metrics"], records) == fresh
+    assert (written["metrics"] / "report.md").read_text(encoding="utf-8") == fresh
+    fresh_neighbours = build_neighbours(MetricsDoc.of(docs[NEIGHBOURS_FILE], NEIGHBOURS_FILE), records)
+    assert neighbours_from_files(written["metrics"], records) == fresh_neighbours
+    assert (written["metrics"] / "neighbours.md").read_text(encoding="utf-8") == fresh_neighbours
+
+
 def test_seeded_run_reproduces_the_metrics(inputs: dict, written: dict) -> None:
-    again = evaluate_all(inputs["params"], inputs["emb"], inputs["finetuned"], inputs["prepared"])
-    assert again.similarity == written["results"].similarity
-    assert again.classification == written["results"].classification
+    again = evaluate_all(inputs["params"], inputs["catalog"], inputs["finetuned"], inputs["prepared"])
+    assert to_metrics(again) == to_metrics(written["results"])
 
 
 def test_training_curves_png_from_dvclive(inputs: dict, written: dict, tmp_path: Path) -> None:
     live = tmp_path / "dvclive" / "plots" / "metrics" / "train"
     live.mkdir(parents=True)
     (live / "loss.tsv").write_text("timestamp\tstep\tloss\n1\t0\t0.7\n2\t1\t0.5\n", encoding="utf-8")
-    write_results(written["results"], tmp_path / "metrics", tmp_path / "plots", tmp_path / "dvclive")
+    shutil.copytree(written["plots"] / "scatter", tmp_path / "plots" / "scatter")
+    render(written["metrics"], tmp_path / "plots", inputs["catalog"].records(), tmp_path / "dvclive")
     assert (tmp_path / "plots" / "png" / "training.png").is_file()
 
 
-def test_report_tolerates_missing_keys_from_an_older_run(written: dict, tmp_path: Path) -> None:
-    similarity = json.loads((written["metrics"] / "similarity.json").read_text(encoding="utf-8"))
-    classification = json.loads((written["metrics"] / "classification.json").read_text(encoding="utf-8"))
+def test_report_tolerates_missing_keys_from_an_older_run(inputs: dict, written: dict, tmp_path: Path) -> None:
+    similarity = _json(written["metrics"] / "similarity.json")
+    classification = _json(written["metrics"] / "classification.json")
     del similarity["cls_base"]["chars"]["spearman"]
     del classification["probe"]["decontext_base_L1"]
-    (tmp_path / "s.json").write_text(json.dumps(similarity), encoding="utf-8")
-    (tmp_path / "c.json").write_text(json.dumps(classification), encoding="utf-8")
-    report = report_from_files(tmp_path / "s.json", tmp_path / "c.json")
+    del classification["finetuned"]["confusion"]  # an older run had no confusion counts
+    (tmp_path / "similarity.json").write_text(json.dumps(similarity), encoding="utf-8")
+    (tmp_path / "classification.json").write_text(json.dumps(classification), encoding="utf-8")
+    report = report_from_files(tmp_path, inputs["catalog"].records())
     row = next(line for line in report.splitlines() if line.startswith("| cls_base |"))
     assert row.count("n/a") == 1
-    assert "s.json: cls_base.chars.spearman" in report
-    assert "c.json: probe.decontext_base_L1.frozen.accuracy" in report
+    row = next(line for line in report.splitlines() if line.startswith("| decontext_base_L1 |"))
+    assert row.endswith("| n/a | n/a |")
+    assert f"{tmp_path / 'similarity.json'}: cls_base.chars.spearman" in report
+    assert f"{tmp_path / 'classification.json'}: probe.decontext_base_L1.frozen.accuracy" in report
+    assert "classification.json: finetuned.confusion" in report and "Confusion matrix" not in report
 
 
 def test_report_rejects_a_value_of_the_wrong_type() -> None:
-    with pytest.raises(EmbedforgeError, match=r"similarity.json: m.ws.spearman = 'high'; expected a number"):
-        build_report({"m": {"ws": {"spearman": "high", "coverage": 1.0}}}, {})
+    records = _records(10)
+    bad = MetricsDoc.of({"cls_base": {"ws": {"spearman": "high", "coverage": 1.0}}}, "similarity.json")
+    with pytest.raises(
+        EmbedforgeError, match=r"similarity.json: cls_base.ws.spearman = 'high'; expected a number"
+    ):
+        build_report(bad, MetricsDoc.of({}, "classification.json"), records)
     with pytest.raises(EmbedforgeError, match="classification.json: expected a JSON object"):
-        build_report({}, [])  # type: ignore[arg-type]
+        MetricsDoc.of([], "classification.json")
 
 
 def test_report_marks_the_best_per_column_and_compares_cls() -> None:
+    records = _records(10)
     similarity = {
         "cls_base": {"ws": {"spearman": 0.5, "coverage": 1.0}},
-        "decontext_base_L4": {"ws": {"spearman": 0.6, "coverage": 0.9}},
+        "decontext_base_L1": {"ws": {"spearman": 0.6, "coverage": 0.9}},
     }
     probe = {
         n: {"frozen": {"accuracy": a}, "trainable": {"accuracy": a}}
-        for n, a in [("cls_base", 0.8), ("decontext_base_L4", 0.85), ("random", 0.7)]
+        for n, a in [("cls_base", 0.8), ("decontext_base_L1", 0.85), ("random", 0.7)]
     }
-    report = build_report(similarity, {"probe": probe})
-    assert "| decontext_base_L4 | **0.600** (90%) | **0.850** | **0.850** |" in report
+    report = build_report(
+        MetricsDoc.of(similarity, "s.json"), MetricsDoc.of({"probe": probe}, "c.json"), records[:2]
+    )
+    assert "| decontext_base_L1 | **0.600** (90%) | **0.850** | **0.850** |" in report
     assert "| random |  | 0.700 | 0.700 |" in report
     assert "ws: cls best 0.500 (cls_base) is behind the best other strategy 0.600" in report
-    assert "best pretrained 0.850 (decontext_base_L4) vs random 0.700: +0.150" in report
+    assert "best pretrained 0.850 (decontext_base_L1) vs random 0.700: +0.150" in report
+    # Strategies come from the records: the same numbers under a record that says `cls` flip the verdict.
+    flipped = [replace(records[0], strategy="decontext"), replace(records[1], strategy="cls")]
+    report = build_report(
+        MetricsDoc.of(similarity, "s.json"), MetricsDoc.of({"probe": probe}, "c.json"), flipped
+    )
+    assert "ws: cls best 0.600 (decontext_base_L1) is ahead of the best other strategy 0.500" in report
 
 
-def test_read_index_errors(tmp_path: Path) -> None:
-    (tmp_path / "index.json").write_text(json.dumps({"matrices": [{"strategy": "cls"}]}), encoding="utf-8")
-    with pytest.raises(EmbedforgeError, match=r"index.json: matrices\[0\] has no 'name'"):
-        read_index(tmp_path)
-    (tmp_path / "index.json").write_text(json.dumps({"matrices": []}), encoding="utf-8")
-    with pytest.raises(EmbedforgeError, match="at least one matrix"):
-        read_index(tmp_path)
+def test_two_shapes_get_one_random_baseline_each(inputs: dict, tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "embeddings")
+    words = inputs["catalog"].load("cls_base").words
+    records = [
+        MatrixRecord("a_base", "decontext", "base", 1, "mean", "none", len(words), 6),
+        MatrixRecord("b_base", "decontext", "base", 1, "mean", "none", len(words), 4),
+    ]
+    for record in records:
+        WordVectors(words, torch.randn(len(words), record.dim)).save(catalog.path(record.name))
+    catalog.write_index(records, len(words))
+    params = replace(inputs["params"], similarity_files=[], analogy_files=[], probe_epochs=1)
+    results = evaluate_all(params, catalog, inputs["finetuned"], inputs["prepared"])
+    assert list(results.probe) == ["a_base", "b_base", "random_a_base", "random_b_base"]
+    docs = {n: MetricsDoc.of(d, n) for n, d in to_metrics(results).items()}
+    report = build_report(docs[SIMILARITY_FILE], docs[CLASSIFICATION_FILE], records)
+    assert "| random_a_base | " in report and "vs random" in report
 
 
 def test_duplicate_benchmark_names_are_an_error(inputs: dict, tmp_path: Path) -> None:
@@ -204,7 +246,7 @@ def test_duplicate_benchmark_names_are_an_error(inputs: dict, tmp_path: Path) ->
         inputs["params"], similarity_files=[*inputs["params"].similarity_files, str(tmp_path / "chars.tsv")]
     )
     with pytest.raises(EmbedforgeError, match="two benchmark files named 'chars'"):
-        evaluate_all(params, inputs["emb"], inputs["finetuned"], inputs["prepared"])
+        evaluate_all(params, inputs["catalog"], inputs["finetuned"], inputs["prepared"])
 
 
 def test_classifier_with_wrong_label_count_is_an_error(
@@ -216,28 +258,59 @@ def test_classifier_with_wrong_label_count_is_an_error(
         tmp_path / "m"
     )
     with pytest.raises(EmbedforgeError, match="the model has 3 labels; the prepared data has 2"):
-        evaluate_all(inputs["params"], inputs["emb"], tmp_path / "m", inputs["prepared"])
+        evaluate_all(inputs["params"], inputs["catalog"], tmp_path / "m", inputs["prepared"])
 
 
-def test_stage_script_prints_one_line_and_writes_nothing_on_a_bad_benchmark(
-    inputs: dict, tmp_path: Path
-) -> None:
-    os.symlink(inputs["emb"], tmp_path / "embeddings")
-    (tmp_path / "models").mkdir()
-    os.symlink(inputs["finetuned"], tmp_path / "models" / "finetuned")
-    (tmp_path / "data").mkdir()
-    os.symlink(inputs["prepared"], tmp_path / "data" / "prepared")
-    (tmp_path / "bad.tsv").write_text("a\tb\t1\nc\td\n", encoding="utf-8")
-    (tmp_path / "params.yaml").write_text("evaluate:\n  similarity_files: [bad.tsv]\n", encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "evaluate.py")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+def _project(inputs: dict, root: Path, params_yaml: str) -> Path:
+    """A project folder whose embeddings/, models/finetuned and data/prepared link to the fixture's."""
+    (root / "embeddings").symlink_to(inputs["catalog"].root)
+    (root / "models").mkdir()
+    (root / "models" / "finetuned").symlink_to(inputs["finetuned"])
+    (root / "data").mkdir()
+    (root / "data" / "prepared").symlink_to(inputs["prepared"].root)
+    (root / "params.yaml").write_text(params_yaml, encoding="utf-8")
+    return root
+
+
+def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path, run_stage) -> None:
+    p = inputs["params"]
+    files = ", ".join(p.similarity_files)
+    yaml = f"evaluate:\n  similarity_files: [{files}]\n  analogy_files: []\n  probe_epochs: 1\n"
+    code, _ = run_stage(_project(inputs, tmp_path, yaml), "evaluate")
+    assert code == 0
+    written = sorted(
+        str(f.relative_to(tmp_path)) for d in ("metrics", "plots") for f in (tmp_path / d).rglob("*")
     )
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
+    assert written == [
+        "metrics/classification.json",
+        "metrics/neighbours.json",
+        "metrics/neighbours.md",
+        "metrics/oov.json",
+        "metrics/report.md",
+        "metrics/similarity.json",
+        "plots/confusion.csv",
+        "plots/png",
+        "plots/png/confusion.png",
+        "plots/png/probe.png",
+        "plots/png/scatter_chars.png",
+        "plots/png/scatter_none.png",
+        "plots/png/spearman_by_layer.png",
+        "plots/scatter",
+        "plots/scatter/chars.csv",
+        "plots/scatter/none.csv",
+        "plots/spearman_by_layer.csv",
+    ]
+
+
+def test_stage_prints_one_line_and_writes_nothing_on_a_bad_benchmark(
+    inputs: dict, tmp_path: Path, run_stage
+) -> None:
+    (tmp_path / "bad.tsv").write_text("a\tb\t1\nc\td\n", encoding="utf-8")
+    code, err = run_stage(
+        _project(inputs, tmp_path, "evaluate:\n  similarity_files: [bad.tsv]\n"), "evaluate"
+    )
+    assert code == 1
+    assert err.strip().splitlines() == [
         "error: bad.tsv line 2: expected word1<TAB>word2<TAB>score, got 'c\\td'"
     ]
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()

@@ -1,5 +1,11 @@
-"""Evaluation of word-embedding matrices and of the fine-tuned classifier (the `evaluate` stage)."""
+"""Evaluation of word-embedding matrices and of the fine-tuned classifier (the `evaluate` stage).
 
-from embedforge.evaluate.run import Results, evaluate_all, write_results
+compute (`evaluate_all` -> `Results`) -> data files (`write_results`: metrics JSON, plot tables)
+-> renderers that read only those files (`render`: report.md, neighbours.md, plot tables and PNGs).
+"""
 
-__all__ = ["Results", "evaluate_all", "write_results"]
+from embedforge.evaluate.outputs import render, write_results
+from embedforge.evaluate.results import MatrixScores, Results, to_metrics
+from embedforge.evaluate.run import evaluate_all
+
+__all__ = ["MatrixScores", "Results", "evaluate_all", "render", "to_metrics", "write_results"]

@@ -1,22 +1,60 @@
-"""Classification scores, and the fine-tuned sequence classifier scored on the test split."""
+"""The fine-tuned sequence classifier scored on the test split."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn import metrics
 from transformers import AutoModelForSequenceClassification
 
 from embedforge.core.encoder import pad_batch
 from embedforge.core.errors import EmbedforgeError
+from embedforge.core.metrics import classification_metrics
 from embedforge.core.models import check_model_dir
+from embedforge.core.prepared import PreparedData
+
+# Keys of `finetuned` in metrics/classification.json besides the scores; lists, which `dvc metrics` skips.
+LABELS = "labels"  # label names in id order
+CONFUSION = "confusion"  # rows: true class, columns: predicted class (ids in LABELS order)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> np.ndarray:
     """counts[i, j] = how many texts of true class i were predicted as class j."""
     return metrics.confusion_matrix(y_true, y_pred, labels=np.arange(num_labels))
+
+
+@dataclass(frozen=True)
+class ClassifierScores:
+    """The classifier's test predictions and what follows from them."""
+
+    labels: list[str]  # names[i] is the label of id i
+    actual: np.ndarray  # label ids per test text
+    predicted: np.ndarray
+
+    def metrics(self) -> dict[str, Any]:
+        """Accuracy, macro-F1 and per-class scores (see core.metrics)."""
+        return classification_metrics(self.actual, self.predicted, self.labels)
+
+    def confusion(self) -> np.ndarray:
+        return confusion_matrix(self.actual, self.predicted, len(self.labels))
+
+    def to_dict(self) -> dict[str, Any]:
+        """`finetuned` in metrics/classification.json: the metrics, label names and confusion counts."""
+        return {**self.metrics(), LABELS: list(self.labels), CONFUSION: self.confusion().tolist()}
+
+    def predictions(self) -> pd.DataFrame:
+        """`actual`, `predicted` label names per test text (the DVC confusion plot's data)."""
+        return pd.DataFrame(
+            {
+                "actual": [self.labels[i] for i in self.actual],
+                "predicted": [self.labels[i] for i in self.predicted],
+            }
+        )
 
 
 def predict_labels(
@@ -39,3 +77,13 @@ def predict_labels(
             ids, mask = pad_batch([list(input_ids[i]) for i in rows], pad_id)
             predictions[rows] = model(input_ids=ids, attention_mask=mask).logits.argmax(-1).numpy()
     return predictions
+
+
+def score_classifier(model_dir: str | Path, prepared: PreparedData) -> ClassifierScores:
+    """The fine-tuned classifier's predictions on the prepared test split."""
+    labels = prepared.label_names()
+    test = prepared.split("test", columns=["input_ids", "label"])
+    actual = test["label"].to_numpy()
+    return ClassifierScores(
+        labels, actual, predict_labels(model_dir, test["input_ids"].tolist(), len(labels))
+    )

@@ -1,10 +1,16 @@
-"""Plot data for `dvc plots` and PNG images (matplotlib, Agg) readable without a browser."""
+"""Plot data for `dvc plots` and PNG images (matplotlib, Agg) readable without a browser.
+
+`write_plot_data` writes the tables only the results hold (per-pair cosines, per-text predictions);
+`render_plots` draws everything else from files: the metrics JSON, those tables and the embeddings index.
+"""
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,6 +20,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from embedforge.core.catalog import MatrixRecord  # noqa: E402
+from embedforge.core.files import atomic_path  # noqa: E402
+from embedforge.core.metrics import ACCURACY  # noqa: E402
+from embedforge.evaluate.classification import CONFUSION, LABELS  # noqa: E402
+from embedforge.evaluate.documents import (  # noqa: E402
+    CLASSIFICATION_FILE,
+    CONFUSION_CSV,
+    LAYERS_CSV,
+    PNG_DIR,
+    SCATTER_DIR,
+    SIMILARITY_FILE,
+    MetricsDoc,
+    read_docs,
+)
+from embedforge.evaluate.probe import VARIANTS  # noqa: E402
+
+if TYPE_CHECKING:
+    from embedforge.evaluate.results import Results
 
 PNG_META = {"Software": None}  # no version string: same data -> same bytes
 
@@ -85,16 +110,16 @@ def confusion_png(counts: np.ndarray, names: list[str], path: Path) -> None:
     _save(fig, path)
 
 
-def probe_png(probe: dict, path: Path) -> None:
-    """Probe test accuracy per matrix, frozen and trainable vectors side by side."""
-    names = list(probe)
+def probe_png(accuracy: dict[str, dict[str, float]], path: Path) -> None:
+    """Probe test accuracy per matrix (matrix -> variant -> accuracy), frozen and trainable side by side."""
+    names = list(accuracy)
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1.2))
     y = np.arange(len(names))
-    for shift, variant in ((-0.2, "frozen"), (0.2, "trainable")):
-        ax.barh(y + shift, [probe[n][variant]["accuracy"] for n in names], height=0.4, label=variant)
+    for shift, variant in zip((-0.2, 0.2), VARIANTS, strict=True):
+        ax.barh(y + shift, [accuracy[n][variant] for n in names], height=0.4, label=variant)
     ax.set_yticks(y, names, fontsize=7)
     ax.invert_yaxis()
-    values = [probe[n][v]["accuracy"] for n in names for v in ("frozen", "trainable")]
+    values = [accuracy[n][v] for n in names for v in VARIANTS]
     ax.set_xlim(max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.02))
     ax.set_xlabel("test accuracy")
     ax.legend(fontsize=7)
@@ -116,3 +141,93 @@ def training_png(dvclive_dir: Path, path: Path) -> bool:
         ax.tick_params(labelsize=6)
     _save(fig, path)
     return True
+
+
+def layer_table(records: Sequence[MatrixRecord], similarity: MetricsDoc) -> pd.DataFrame:
+    """Spearman per (strategy, source, integer layer, benchmark), for the by-layer plot."""
+    rows = []
+    for r in records:
+        if isinstance(r.layer, bool) or not isinstance(r.layer, int):
+            continue  # no layer, or an average of layers: not a point on a by-layer line
+        for bench in similarity.mapping(r.name):
+            rho = (
+                similarity.number(r.name, bench, "spearman")
+                if similarity.has(r.name, bench, "spearman")
+                else None
+            )
+            if rho is not None and not math.isnan(rho):
+                rows.append(
+                    {
+                        "strategy": r.strategy,
+                        "source": r.source,
+                        "layer": r.layer,
+                        "benchmark": bench,
+                        "spearman": rho,
+                        "series": f"{r.strategy} / {r.source}",
+                    }
+                )
+    columns = ["strategy", "source", "layer", "benchmark", "spearman", "series"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["series", "benchmark", "layer"], kind="stable")
+
+
+def write_plot_data(results: Results, plots_dir: str | Path) -> None:
+    """The plot tables only the results hold: scatter/<benchmark>.csv and confusion.csv."""
+    plots_dir = Path(plots_dir)
+    with atomic_path(plots_dir / SCATTER_DIR, is_dir=True) as tmp:
+        benches = dict.fromkeys(b for s in results.scores.values() for b in s.similarity)
+        for bench in benches:
+            frames = [s.similarity[bench].scores.assign(matrix=name) for name, s in results.scores.items()]
+            pd.concat(frames)[["matrix", "word1", "word2", "human", "cosine"]].to_csv(
+                tmp / f"{bench}.csv", index=False
+            )
+    with atomic_path(plots_dir / CONFUSION_CSV) as tmp:
+        results.classifier.predictions().to_csv(tmp, index=False)
+
+
+def _probe_accuracy(
+    classification: MetricsDoc, records: Sequence[MatrixRecord]
+) -> dict[str, dict[str, float]]:
+    """matrix -> variant -> probe accuracy: the index's matrices first, then the baselines."""
+    probe = classification.mapping("probe")
+    names = [r.name for r in records if r.name in probe]
+    names += sorted(set(probe) - set(names))
+    accuracy = {}
+    for n in names:
+        values = [classification.number("probe", n, v, ACCURACY) for v in VARIANTS]
+        known = [x for x in values if x is not None]
+        if len(known) == len(VARIANTS):  # a bar needs both variants
+            accuracy[n] = dict(zip(VARIANTS, known, strict=True))
+    return accuracy
+
+
+def render_plots(
+    metrics_dir: str | Path,
+    plots_dir: str | Path,
+    records: Sequence[MatrixRecord],
+    dvclive_dir: str | Path | None = None,
+) -> None:
+    """spearman_by_layer.csv and png/ from the metrics, the plot tables and DVCLive's training curves."""
+    plots_dir = Path(plots_dir)
+    similarity, classification = read_docs(metrics_dir, SIMILARITY_FILE, CLASSIFICATION_FILE)
+    layers = layer_table(records, similarity)
+    with atomic_path(plots_dir / LAYERS_CSV) as tmp:
+        layers.to_csv(tmp, index=False)
+    with atomic_path(plots_dir / PNG_DIR, is_dir=True) as tmp:
+        for csv in sorted((plots_dir / SCATTER_DIR).glob("*.csv")):
+            bench = csv.stem
+            rho = {
+                m: similarity.number(m, bench, "spearman")
+                for m in similarity.data
+                if similarity.has(m, bench)
+            }
+            scatter_png(pd.read_csv(csv), bench, rho, tmp / f"scatter_{bench}.png")
+        layers_png(layers, tmp / "spearman_by_layer.png")
+        labels = classification.strings("finetuned", LABELS)
+        counts = classification.counts("finetuned", CONFUSION)
+        if labels is not None and counts is not None:
+            confusion_png(np.asarray(counts, dtype=np.int64), labels, tmp / "confusion.png")
+        accuracy = _probe_accuracy(classification, records)
+        if accuracy:
+            probe_png(accuracy, tmp / "probe.png")
+        if dvclive_dir is not None:
+            training_png(Path(dvclive_dir), tmp / "training.png")

@@ -15,9 +15,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from embedforge.core.metrics import classification_metrics
+from embedforge.core.metrics import ACCURACY, MACRO_F1, classification_metrics
 
 VARIANTS = ("frozen", "trainable")
+
+
+@dataclass(frozen=True)
+class ProbeScores:
+    """Test accuracy and macro-F1 of the frozen and of the trainable probe on one matrix."""
+
+    frozen: dict[str, float]
+    trainable: dict[str, float]
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """The numbers that go to metrics/classification.json (`probe.<matrix>`)."""
+        return {"frozen": dict(self.frozen), "trainable": dict(self.trainable)}
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,9 @@ def to_probe_data(texts: Sequence[Sequence[str]], labels: Sequence[int], index: 
 
 class MeanProbe(nn.Module):
     """Mean of word vectors (an empty text gives zeros), standardised, then a linear layer."""
+
+    shift: torch.Tensor  # buffers, registered in __init__
+    scale: torch.Tensor
 
     def __init__(self, weight: torch.Tensor, num_labels: int, trainable: bool, train: ProbeData):
         super().__init__()
@@ -135,15 +150,15 @@ def _one_thread() -> Iterator[None]:
 
 def run_probe(
     weight: torch.Tensor, train: ProbeData, test: ProbeData, names: list[str], cfg: ProbeConfig
-) -> dict[str, dict[str, float]]:
+) -> ProbeScores:
     """Frozen and trainable probes on one matrix: test accuracy and macro-F1 of each."""
     result = {}
     with _one_thread():
         for variant in VARIANTS:
             model = train_probe(weight, train, len(names), variant == "trainable", cfg)
             scores = classification_metrics(test.labels.numpy(), predict(model, test), names)
-            result[variant] = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
-    return result
+            result[variant] = {ACCURACY: scores[ACCURACY], MACRO_F1: scores[MACRO_F1]}
+    return ProbeScores(**result)
 
 
 def random_matrix(like: torch.Tensor, seed: int) -> torch.Tensor:

@@ -1,140 +1,118 @@
-"""metrics/report.md: one row per matrix, one column per benchmark and the probe, best per column in bold.
+"""The Markdown files of metrics/, rendered from the metrics JSON and the embeddings index alone.
 
-It is built from the metrics dictionaries only, so it can also be rebuilt from the metrics files of an
-older run (`report_from_files`). A key such a file lacks shows as `n/a` and is listed under the table;
-a value of the wrong type is an error naming the file and the key.
+`report.md`: one row per matrix, one column per benchmark and probe variant, best per column in bold, then
+the classifier. `neighbours.md`: the probe words' nearest neighbours per matrix. Because both are built from
+files only, they can be rebuilt from the files of any run (`report_from_files`); a key an older file lacks
+shows as `n/a` and is listed under the table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
+from embedforge.core.catalog import MatrixRecord
+from embedforge.core.files import write_text
+from embedforge.core.metrics import ACCURACY, MACRO_F1
+from embedforge.evaluate.classification import CONFUSION, LABELS
+from embedforge.evaluate.documents import (
+    CLASSIFICATION_FILE,
+    NEIGHBOURS_FILE,
+    NEIGHBOURS_MARKDOWN,
+    REPORT_FILE,
+    SIMILARITY_FILE,
+    MetricsDoc,
+    read_docs,
+)
+from embedforge.evaluate.probe import VARIANTS
 
-from embedforge.core.errors import EmbedforgeError
-from embedforge.core.files import read_json
+CLS = "cls"  # the strategy compared against all others in the summary
 
-SIMILARITY_FILE = "metrics/similarity.json"
-CLASSIFICATION_FILE = "metrics/classification.json"
-PROBE_VARIANTS = ("frozen", "trainable")
-MISSING = object()
-
-
-@dataclass
-class _Lookup:
-    """Reads nested metric values, remembering the keys that are missing."""
-
-    files: tuple[str, str]
-    missing: list[str] = field(default_factory=list)
-
-    def get(self, data: dict, keys: Sequence[str], file_no: int) -> float | None | object:
-        """A number, None (recorded as null: undefined) or MISSING (key absent: noted under the table)."""
-        value: object = data
-        for key in keys:
-            if not isinstance(value, dict) or key not in value:
-                self.missing.append(f"{self.files[file_no]}: {'.'.join(keys)}")
-                return MISSING
-            value = value[key]
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise EmbedforgeError(
-                f"{self.files[file_no]}: {'.'.join(keys)} = {value!r}; expected a number or null"
-            )
-        return float(value)
+Cell = tuple[float | None, float | None, bool]  # value, coverage, present in the file
 
 
-def _fmt(value: float | None | object, best: bool, coverage: float | None | object = 1.0) -> str:
+def _fmt(value: float | None, best: bool = False, coverage: float | None = 1.0, present: bool = True) -> str:
     """A table cell: 3 decimals, bold when best, coverage appended when not complete."""
-    if value is MISSING:
+    if not present:
         return "n/a"
     text = "–" if value is None else f"{value:.3f}"
     if best and value is not None:
         text = f"**{text}**"
-    if isinstance(coverage, float) and coverage < 0.995:
+    if coverage is not None and coverage < 0.995:
         text += f" ({coverage:.0%})"
     return text
 
 
-def _benchmarks(similarity: dict, metric: str) -> list[str]:
-    """Benchmark keys carrying `metric` in any matrix, in first-seen order."""
-    keys: dict[str, None] = {}
-    for values in similarity.values():
-        if isinstance(values, dict):
-            keys.update({k: None for k, v in values.items() if isinstance(v, dict) and metric in v})
-    return list(keys)
+def _benchmarks(similarity: MetricsDoc, metric: str) -> list[str]:
+    """Benchmark keys carrying `metric` in any matrix, in name order (the same for every run)."""
+    keys = {
+        k
+        for values in similarity.data.values()
+        if isinstance(values, dict)
+        for k, v in values.items()
+        if isinstance(v, dict) and metric in v
+    }
+    return sorted(keys)
 
 
-def _mapping(data: object, file: str) -> dict:
-    """A metrics file must hold a JSON object."""
-    if not isinstance(data, dict):
-        raise EmbedforgeError(f"{file}: expected a JSON object of metrics, got {type(data).__name__}")
-    return data
+def _cell(doc: MetricsDoc, prefix: tuple[str, ...], metric: str, with_coverage: bool) -> Cell:
+    """One number and its coverage; absent keys are recorded by the document."""
+    present = doc.has(*prefix, metric)
+    value = doc.number(*prefix, metric)
+    coverage = doc.number(*prefix, "coverage") if with_coverage and present else 1.0
+    return value, coverage, present
 
 
 def _table(
-    similarity: dict,
-    classification: dict,
-    rows: list[str],
-    sims: list[str],
-    analogies: list[str],
-    look: _Lookup,
+    similarity: MetricsDoc, classification: MetricsDoc, rows: list[str], baselines: set[str]
 ) -> list[str]:
     """The Markdown summary table."""
-    columns: list[tuple[str, int, tuple[str, ...], tuple[str, ...] | None]] = [
-        *((f"{b} ρ", 0, (b, "spearman"), (b, "coverage")) for b in sims),
-        *((f"{b} acc", 0, (b, "accuracy"), (b, "coverage")) for b in analogies),
-        *((f"probe {v}", 1, (v, "accuracy"), None) for v in PROBE_VARIANTS),
-    ]
-    probe = classification.get("probe") or {}
-    cells: dict[tuple[str, int], tuple[object, object]] = {}
-    for row in rows:
-        baseline = row not in similarity and row in probe
-        for c, (_, file_no, keys, cov_keys) in enumerate(columns):
-            if baseline and file_no == 0:
-                cells[row, c] = ("", None)
-                continue
-            source, prefix = (similarity, (row,)) if file_no == 0 else (classification, ("probe", row))
-            value = look.get(source, (*prefix, *keys), file_no)
-            coverage = (
-                look.get(source, (*prefix, *cov_keys), file_no) if cov_keys and value is not MISSING else 1.0
+    columns: list[tuple[str, Callable[[str], Cell | None]]] = [
+        *(
+            (
+                f"{b} {label}",
+                lambda r, b=b, m=metric: None if r in baselines else _cell(similarity, (r, b), m, True),
             )
-            cells[row, c] = (value, coverage)
-    lines = ["| matrix | " + " | ".join(t for t, *_ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for row in rows:
+            for metric, label in (("spearman", "ρ"), (ACCURACY, "acc"))
+            for b in _benchmarks(similarity, metric)
+        ),
+        *(
+            (f"probe {v}", lambda r, v=v: _cell(classification, ("probe", r, v), ACCURACY, False))
+            for v in VARIANTS
+        ),
+    ]
+    grid = [[cell(row) for _, cell in columns] for row in rows]
+    best = [
+        max((c[0] for c in col if c is not None and c[0] is not None), default=None)
+        for col in zip(*grid, strict=True)
+    ]
+    lines = ["| matrix | " + " | ".join(t for t, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for row, cells in zip(rows, grid, strict=True):
         out = []
-        for c in range(len(columns)):
-            value, coverage = cells[row, c]
-            if value == "":
+        for cell, top in zip(cells, best, strict=True):
+            if cell is None:
                 out.append("")
                 continue
-            numbers = [v for (_, col), (v, _) in cells.items() if col == c and isinstance(v, float)]
-            best = isinstance(value, float) and bool(numbers) and value == max(numbers)
-            out.append(_fmt(value, best, coverage))
+            value, coverage, present = cell
+            out.append(_fmt(value, value is not None and value == top, coverage, present))
         lines.append(f"| {row} | " + " | ".join(out) + " |")
     return lines
 
 
-def _best(similarity: dict, rows: list[str], bench: str, keep: object) -> tuple[str, float] | None:
-    """The row with the highest Spearman on `bench` among rows for which keep(row) is true."""
-    scored = [
-        (r, similarity[r][bench]["spearman"])
-        for r in rows
-        if keep(r)
-        and isinstance(similarity.get(r, {}).get(bench), dict)  # type: ignore[operator]
-        and isinstance(similarity[r][bench].get("spearman"), (int, float))
-    ]
+def _best(similarity: MetricsDoc, rows: list[str], bench: str) -> tuple[str, float] | None:
+    """The row with the highest Spearman on `bench`, if any has one."""
+    keys = [(r, bench, "spearman") for r in rows if similarity.has(r, bench, "spearman")]
+    scored = [(k[0], v) for k in keys if (v := similarity.number(*k)) is not None]
     return max(scored, key=lambda x: x[1]) if scored else None
 
 
-def _cls_summary(similarity: dict, rows: list[str], sims: list[str], strategy: dict[str, str]) -> list[str]:
+def _cls_summary(similarity: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
     """One line per similarity set: the best `cls` matrix against the best of the other strategies."""
     lines = []
-    for bench in sims:
-        cls = _best(similarity, rows, bench, lambda r: strategy.get(r) == "cls")
-        other = _best(similarity, rows, bench, lambda r: strategy.get(r) not in ("cls", None))
+    cls_rows = [r.name for r in records if r.strategy == CLS and r.name in similarity.data]
+    other_rows = [r.name for r in records if r.strategy != CLS and r.name in similarity.data]
+    for bench in _benchmarks(similarity, "spearman"):
+        cls, other = _best(similarity, cls_rows, bench), _best(similarity, other_rows, bench)
         if cls and other:
             verdict = "ahead of" if cls[1] > other[1] else "behind"
             lines.append(
@@ -144,43 +122,48 @@ def _cls_summary(similarity: dict, rows: list[str], sims: list[str], strategy: d
     return lines
 
 
-def _probe_summary(probe: dict) -> list[str]:
+def _probe_summary(classification: MetricsDoc, rows: list[str], baselines: set[str]) -> list[str]:
     """Best pretrained matrix against the random matrix of the same shape, per probe variant."""
     lines = []
-    for variant in PROBE_VARIANTS:
-        acc = {r: v.get(variant, {}).get("accuracy") for r, v in probe.items() if isinstance(v, dict)}
-        acc = {r: a for r, a in acc.items() if isinstance(a, (int, float))}
-        pretrained = {r: a for r, a in acc.items() if not r.startswith("random")}
-        random = {r: a for r, a in acc.items() if r.startswith("random")}
+    for variant in VARIANTS:
+        keys = [
+            ("probe", r, variant, ACCURACY) for r in rows if classification.has("probe", r, variant, ACCURACY)
+        ]
+        acc = {k[1]: classification.number(*k) for k in keys}
+        pretrained = {r: a for r, a in acc.items() if a is not None and r not in baselines}
+        random = [a for r, a in acc.items() if a is not None and r in baselines]
         if pretrained and random:
             best = max(pretrained, key=pretrained.__getitem__)
-            rand = max(random.values())
             lines.append(
                 f"- probe ({variant} vectors): best pretrained {pretrained[best]:.3f} ({best}) vs random "
-                f"{rand:.3f}: {pretrained[best] - rand:+.3f}."
+                f"{max(random):.3f}: {pretrained[best] - max(random):+.3f}."
             )
     return lines
 
 
-def _classifier(
-    finetuned: object, look: _Lookup, confusion: np.ndarray | None, names: list[str]
-) -> list[str]:
+def _classifier(classification: MetricsDoc) -> list[str]:
     """The fine-tuned classifier's test scores, per-class table and confusion matrix."""
-    if not isinstance(finetuned, dict):
-        look.get({}, ("finetuned",), 1)
+    if not classification.mapping("finetuned"):
         return []
-    acc, f1 = (look.get(finetuned, (k,), 1) for k in ("accuracy", "macro_f1"))
+    acc, f1 = (classification.number("finetuned", k) for k in (ACCURACY, MACRO_F1))
     lines = [
         "## Fine-tuned classifier (test split)",
         "",
-        f"accuracy {_fmt(acc, False)}, macro-F1 {_fmt(f1, False)}",
+        f"accuracy {_fmt(acc)}, macro-F1 {_fmt(f1)}",
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
     ]
-    for name, v in (finetuned.get("per_class") or {}).items():
-        vals = [_fmt(look.get(v, (k,), 1), False) for k in ("precision", "recall", "f1")]
-        lines.append(f"| {name} | " + " | ".join(vals) + f" | {v.get('support', 'n/a')} |")
+    per_class = classification.mapping("finetuned", "per_class")
+    names = classification.strings("finetuned", LABELS) or sorted(per_class)
+    for name in names:
+        vals = [
+            _fmt(classification.number("finetuned", "per_class", name, k))
+            for k in ("precision", "recall", "f1")
+        ]
+        support = classification.number("finetuned", "per_class", name, "support")
+        lines.append(f"| {name} | " + " | ".join(vals) + f" | {'n/a' if support is None else int(support)} |")
+    confusion = classification.counts("finetuned", CONFUSION)
     if confusion is not None:
         lines += [
             "",
@@ -188,37 +171,20 @@ def _classifier(
             "",
             "| | " + " | ".join(names) + " |",
             "|---" * (len(names) + 1) + "|",
-        ]
-        lines += [
-            f"| {n} | " + " | ".join(str(int(x)) for x in row) + " |"
-            for n, row in zip(names, confusion, strict=True)
+            *(
+                f"| {n} | " + " | ".join(str(x) for x in row) + " |"
+                for n, row in zip(names, confusion, strict=True)
+            ),
         ]
     return lines
 
 
-def build_report(
-    similarity: dict,
-    classification: dict,
-    entries: list[dict] | None = None,
-    sims: list[str] | None = None,
-    analogies: list[str] | None = None,
-    confusion: np.ndarray | None = None,
-    label_names: Sequence[str] = (),
-    files: tuple[str, str] = (SIMILARITY_FILE, CLASSIFICATION_FILE),
-) -> str:
-    """The Markdown report; benchmarks default to those found in the metrics."""
-    similarity, classification = _mapping(similarity, files[0]), _mapping(classification, files[1])
-    probe = classification.get("probe") if isinstance(classification.get("probe"), dict) else {}
-    look = _Lookup(files)
-    sims = _benchmarks(similarity, "spearman") if sims is None else sims
-    analogies = _benchmarks(similarity, "accuracy") if analogies is None else analogies
-    names = [e["name"] for e in entries] if entries else list(similarity)
-    rows = list(dict.fromkeys([*names, *(r for r in probe if r not in similarity or entries is None)]))
-    strategy = (
-        {e["name"]: e.get("strategy") for e in entries}
-        if entries
-        else {r: r.split("_")[0] for r in rows if not r.startswith("random")}
-    )
+def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Sequence[MatrixRecord]) -> str:
+    """report.md from the two metrics documents and the embeddings index."""
+    names = [r.name for r in records]
+    # Probe rows that are not matrices of the index are the random baselines.
+    baselines = set(classification.mapping("probe")) - set(names)
+    rows = [*names, *sorted(baselines)]
     lines = [
         "# Evaluation report",
         "",
@@ -226,21 +192,47 @@ def build_report(
         "analogy: 3CosAdd accuracy; probe: test accuracy of mean-of-word-vectors + linear layer with the "
         "vectors frozen or trainable (`random`: a random matrix of the same shape). Best per column in bold.",
         "",
-        *_table(similarity, classification, rows, sims, analogies, look),
+        *_table(similarity, classification, rows, baselines),
         "",
     ]
-    summary = [*_cls_summary(similarity, rows, sims, strategy), *_probe_summary(probe)]
+    summary = [*_cls_summary(similarity, records), *_probe_summary(classification, rows, baselines)]
     lines += [*summary, ""] if summary else []
-    lines += _classifier(classification.get("finetuned"), look, confusion, list(label_names))
-    if look.missing:
-        shown = ", ".join(dict.fromkeys(look.missing))
+    lines += _classifier(classification)
+    missing = [*similarity.missing, *classification.missing]
+    if missing:
+        shown = ", ".join(dict.fromkeys(missing))
         lines += ["", f"_Missing in the metrics (an older run?), shown as n/a: {shown}_"]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def report_from_files(
-    similarity_path: str | Path = SIMILARITY_FILE, classification_path: str | Path = CLASSIFICATION_FILE
-) -> str:
-    """Rebuild the report from two metrics files (for example from an older commit)."""
-    files = (str(similarity_path), str(classification_path))
-    return build_report(read_json(similarity_path), read_json(classification_path), files=files)
+def build_neighbours(neighbours: MetricsDoc, records: Sequence[MatrixRecord]) -> str:
+    """neighbours.md: one section per probe word, one row per matrix."""
+    matrices = neighbours.mapping("matrices")
+    lines = ["# Nearest neighbours (cosine)", ""]
+    for word in neighbours.strings("words") or []:
+        lines += [f"## {word}", "", "| matrix | neighbours |", "|---|---|"]
+        for record in records:
+            found = matrices.get(record.name, {}).get(word)
+            text = "(not in the vocabulary)" if found is None else ", ".join(f"{w} {s:.2f}" for w, s in found)
+            lines.append(f"| {record.name} | {text} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def report_from_files(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> str:
+    """report.md rebuilt from a metrics folder (for example of an older commit) and its matrices' records."""
+    similarity, classification = read_docs(metrics_dir, SIMILARITY_FILE, CLASSIFICATION_FILE)
+    return build_report(similarity, classification, records)
+
+
+def neighbours_from_files(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> str:
+    """neighbours.md rebuilt from a metrics folder."""
+    (neighbours,) = read_docs(metrics_dir, NEIGHBOURS_FILE)
+    return build_neighbours(neighbours, records)
+
+
+def render_markdown(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> None:
+    """Write report.md and neighbours.md beside the metrics files they are rendered from."""
+    metrics_dir = Path(metrics_dir)
+    write_text(metrics_dir / REPORT_FILE, report_from_files(metrics_dir, records))
+    write_text(metrics_dir / NEIGHBOURS_MARKDOWN, neighbours_from_files(metrics_dir, records))

@@ -15,6 +15,8 @@ from embedforge.core.embedding import WordVectors
 
 MIN_PAIRS = 3  # fewer covered pairs than this give no meaningful correlation
 
+Neighbours = list[tuple[str, float]]  # (word, cosine), most similar first
+
 
 @dataclass
 class SimilarityResult:
@@ -129,10 +131,10 @@ def analogy_accuracy(
 
 def nearest_neighbours(
     wv: WordVectors, words: list[str], k: int, unit: torch.Tensor | None = None
-) -> dict[str, list[tuple[str, float]] | None]:
+) -> dict[str, Neighbours | None]:
     """The k most cosine-similar other words of each probe word (None for a word not in the vocabulary)."""
     unit = unit_rows(wv) if unit is None else unit
-    result: dict[str, list[tuple[str, float]] | None] = {}
+    result: dict[str, Neighbours | None] = {}
     for word in words:
         if word not in wv.index:
             result[word] = None

@@ -1,0 +1,122 @@
+"""The files the `evaluate` stage writes, and a typed reader for its metrics JSON documents.
+
+The stage first writes the data files (the metrics JSON below and the plot tables), then renders the
+Markdown and the images from those files alone, so a rendering can be repeated from the files of any run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import read_json
+
+# metrics/: the JSON documents (written from the results) and the Markdown rendered from them
+SIMILARITY_FILE = "similarity.json"  # <matrix>.<benchmark>.{spearman,pearson,coverage} or {accuracy,coverage}
+CLASSIFICATION_FILE = (
+    "classification.json"  # finetuned.{...,labels,confusion}, probe.<matrix>.<variant>.{...}
+)
+OOV_FILE = "oov.json"  # <matrix>.<benchmark>: benchmark words missing from the matrix
+NEIGHBOURS_FILE = "neighbours.json"  # {"words": [probe words], "matrices": {<matrix>: {<word>: [[w, cos]]}}}
+REPORT_FILE = "report.md"
+NEIGHBOURS_MARKDOWN = "neighbours.md"
+
+# plots/: the plot tables (written from the results or rendered from the metrics) and the images
+SCATTER_DIR = "scatter"  # <benchmark>.csv: matrix, word1, word2, human, cosine
+CONFUSION_CSV = "confusion.csv"  # actual, predicted
+LAYERS_CSV = "spearman_by_layer.csv"
+PNG_DIR = "png"
+
+
+def _path(keys: Sequence[str]) -> str:
+    return ".".join(keys)
+
+
+@dataclass
+class MetricsDoc:
+    """One metrics JSON object read back. An absent key reads as None and is listed in `missing`
+    (a file of an older run may lack it); a value of the wrong type is an error naming file and key."""
+
+    file: str
+    data: dict[str, Any]
+    missing: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, data: object, file: str) -> MetricsDoc:
+        """Wrap a parsed document; it must be a JSON object."""
+        if not isinstance(data, dict):
+            raise EmbedforgeError(f"{file}: expected a JSON object of metrics, got {type(data).__name__}")
+        return cls(file, data)
+
+    @classmethod
+    def read(cls, path: str | Path) -> MetricsDoc:
+        return cls.of(read_json(path), str(path))
+
+    def has(self, *keys: str) -> bool:
+        """Whether the key path exists (its value may be null)."""
+        value: Any = self.data
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                return False
+            value = value[key]
+        return True
+
+    def _get(self, keys: Sequence[str]) -> Any:
+        """The value at a key path, or None (listed as missing) when absent."""
+        value: Any = self.data
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                self.missing.append(f"{self.file}: {_path(keys)}")
+                return None
+            value = value[key]
+        return value
+
+    def _wrong(self, keys: Sequence[str], value: Any, expected: str) -> EmbedforgeError:
+        return EmbedforgeError(f"{self.file}: {_path(keys)} = {value!r}; expected {expected}")
+
+    def number(self, *keys: str) -> float | None:
+        """A number; None when the value is null (undefined) or absent."""
+        value = self._get(keys)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._wrong(keys, value, "a number or null")
+        return float(value)
+
+    def mapping(self, *keys: str) -> dict[str, Any]:
+        """A JSON object; empty when absent."""
+        value = self._get(keys) if keys else self.data
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self._wrong(keys, value, "a JSON object")
+        return value
+
+    def strings(self, *keys: str) -> list[str] | None:
+        """A list of strings, or None when absent."""
+        value = self._get(keys)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise self._wrong(keys, value, "a list of strings")
+        return value
+
+    def counts(self, *keys: str) -> list[list[int]] | None:
+        """A table of non-negative integers (list of rows), or None when absent."""
+        value = self._get(keys)
+        if value is None:
+            return None
+        ok = isinstance(value, list) and all(
+            isinstance(row, list)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in row)
+            for row in value
+        )
+        if not ok:
+            raise self._wrong(keys, value, "a list of rows of counts")
+        return value
+
+
+def read_docs(metrics_dir: str | Path, *files: str) -> list[MetricsDoc]:
+    """Read some metrics documents of a metrics folder."""
+    return [MetricsDoc.read(Path(metrics_dir) / f) for f in files]
