@@ -16,7 +16,11 @@ def main() -> None:
     tokenizer = load_tokenizer(MODEL)
     metrics = prepare(params, tokenizer, OUT, max_positions=max_positions(MODEL, tokenizer))
     write_json(METRICS, metrics)
-    print(f"prepare: {metrics['rows']} rows, vocabulary {metrics['vocab']['size']} words -> {OUT}")
+    c = metrics["cleaning"]
+    print(
+        f"prepare: {metrics['rows']} rows, vocabulary {metrics['vocab']['size']} words -> {OUT} "
+        f"(labels: {c['labels_normalized']} normalized, {c['dropped_missing_label']} missing dropped)"
+    )
 
 
 if __name__ == "__main__":

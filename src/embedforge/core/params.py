@@ -207,7 +207,7 @@ def _check(value: Any, tp: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise bad
-        return _build(tp, value, key)
+        return _build(typing.cast(type, tp), value, key)
     if tp is bool:
         if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
             raise EmbedforgeError(

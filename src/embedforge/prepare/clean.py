@@ -88,8 +88,10 @@ def read_table(path: str | Path, text_column: str, label_column: str, fmt: str =
 
 
 def _is_missing(value: object) -> bool:
-    """None, NaN or pandas' NA (not a list or other container)."""
-    return value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))  # type: ignore[arg-type]
+    """None, NaN, pandas' NA or NaT: what readers put in an empty cell."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
 
 
 def normalize_text(text: object) -> str:
