@@ -1,3 +1,4 @@
+import json
 import pickle
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import yaml
 from transformers import AutoModel
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.models import check_model_dir, load_encoder, materialize, resolve_source
+from embedforge.core.models import check_model_dir, load_encoder, materialize, max_positions, resolve_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,7 @@ def test_model_stage_errors_leave_nothing(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src")},
         timeout=120,
     )
     assert res.returncode == 1
@@ -143,3 +144,98 @@ def test_pad_batch_right_pads_with_a_mask():
     ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_corrupt_safetensors_is_one_line_naming_the_file(tmp_path, tiny_model_dir, damage):
+    src = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_dir, src)
+    weights = src / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(
+        {"truncated": data[: len(data) // 2], "garbage": b"not safetensors", "empty": b""}[damage]
+    )
+    with pytest.raises(EmbedforgeError) as err:
+        materialize(str(src), tmp_path / "base")
+    assert str(err.value).startswith(f"{weights}: truncated or corrupt safetensors file (")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "base").exists()
+
+
+def test_config_with_fewer_layers_than_the_weights_is_refused(tmp_path, tiny_model_dir):
+    src = tmp_path / "cut"
+    shutil.copytree(tiny_model_dir, src)
+    config = json.loads((src / "config.json").read_text())
+    config["num_hidden_layers"] = 1  # the weights hold 2
+    (src / "config.json").write_text(json.dumps(config))
+    with pytest.raises(EmbedforgeError) as err:
+        materialize(str(src), tmp_path / "base")
+    assert str(err.value).startswith(f"{src}: weights hold more layers than config.json declares (16 tensors")
+    assert "e.g. encoder.layer.1." in str(err.value)
+    assert not (tmp_path / "base").exists()
+
+
+def test_pretraining_head_weights_are_not_extra_layers(tmp_path, tiny_model_dir):
+    # A BertForMaskedLM checkpoint has tensors the bare encoder drops (the MLM head): not an error.
+    from transformers import AutoConfig, BertForMaskedLM
+
+    src = tmp_path / "mlm"
+    shutil.copytree(tiny_model_dir, src)
+    BertForMaskedLM(AutoConfig.from_pretrained(src)).save_pretrained(src)
+    assert load_encoder(src).config.num_hidden_layers == 2
+
+
+@pytest.fixture
+def throwaway_package(tmp_path, monkeypatch):
+    """`throwaway.sub/model` on sys.path, whose `__init__` files raise (and leave a marker) if run."""
+    root = tmp_path / "site" / "throwaway"
+    (root / "sub" / "model").mkdir(parents=True)
+    marker = tmp_path / "imported"
+    for init in (root / "__init__.py", root / "sub" / "__init__.py"):
+        init.write_text(f"open({str(marker)!r}, 'a').write(__name__)\nraise RuntimeError('imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    yield root, marker
+    for name in ("throwaway", "throwaway.sub"):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    "spec", ["pkg:throwaway.sub/model", "pkg:throwaway/sub/model", "pkg:throwaway.sub.model"]
+)
+def test_package_source_never_runs_package_code(throwaway_package, spec):
+    root, marker = throwaway_package
+    assert resolve_source(spec) == root / "sub" / "model"
+    assert not marker.exists()
+    assert "throwaway" not in sys.modules
+
+
+def test_dotted_package_source_that_does_not_exist(throwaway_package):
+    with pytest.raises(EmbedforgeError, match="does not exist in the installed package"):
+        resolve_source("pkg:throwaway.nope/model")
+    assert not throwaway_package[1].exists()
+
+
+def _tiny_roberta(folder: Path, model_max_length: int | None = None) -> Path:
+    """A 1-layer RoBERTa (514 position rows, padding_idx 1) with a small BERT tokenizer."""
+    from transformers import BertTokenizerFast, RobertaConfig, RobertaModel
+
+    config = RobertaConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=514,
+        pad_token_id=1,
+    )
+    RobertaModel(config).save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"]) + "\n")
+    kwargs = {} if model_max_length is None else {"model_max_length": model_max_length}
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), **kwargs).save_pretrained(folder)
+    return folder
+
+
+def test_max_positions_bert_and_roberta(tmp_path, tiny_model_dir):
+    assert max_positions(tiny_model_dir) == 160  # BERT: max_position_embeddings (tokenizer sets no limit)
+    assert max_positions(_tiny_roberta(tmp_path / "roberta")) == 512  # 514 rows, 2 reserved
+    assert max_positions(_tiny_roberta(tmp_path / "short", model_max_length=100)) == 100

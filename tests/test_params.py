@@ -1,16 +1,15 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import Params, load_params, parse_params
+from embedforge.core.params import Params, load_params, parse_params, read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_committed_params_yaml_is_valid_and_complete():
-    data = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    data = read_yaml(ROOT / "params.yaml")
     params = load_params(ROOT / "params.yaml")
     assert isinstance(params, Params)
     # every section and key in the file round-trips to the typed object
@@ -60,7 +59,7 @@ def test_missing_and_malformed_file(tmp_path):
 
 
 def test_scientific_notation_as_dvc_exp_writes_it(tmp_path):
-    # `dvc exp run -S finetune.lr=2e-5` writes `lr: 2e-05`, which PyYAML reads as a string.
+    # `dvc exp run -S finetune.lr=2e-5` writes `lr: 2e-05`, a string to a YAML 1.1 reader (PyYAML).
     path = tmp_path / "params.yaml"
     path.write_text("finetune:\n  lr: 2e-05\n  weight_decay: 1E-2\n", encoding="utf-8")
     p = load_params(path).finetune
@@ -69,3 +68,94 @@ def test_scientific_notation_as_dvc_exp_writes_it(tmp_path):
         parse_params({"finetune": {"lr": "fast"}})
     with pytest.raises(EmbedforgeError, match="finetune.batch_size = '1e3'"):
         parse_params({"finetune": {"batch_size": "1e3"}})
+
+
+def _fields_of_type(tp: type) -> list[str]:
+    """`section.key` of every field of type `tp` in params.yaml."""
+    import typing
+
+    keys = []
+    for section, cls in typing.get_type_hints(Params).items():
+        keys += [f"{section}.{name}" for name, hint in typing.get_type_hints(cls).items() if hint is tp]
+    return keys
+
+
+FLOAT_KEYS = _fields_of_type(float)
+SEED_KEYS = [k for k in _fields_of_type(int) if k.endswith(".seed")]
+
+
+def _load_one(tmp_path: Path, key: str, value: str):
+    """load_params on a params.yaml that sets only `key` to the YAML text `value`."""
+    section, name = key.split(".")
+    path = tmp_path / "params.yaml"
+    path.write_text(f"{section}:\n  {name}: {value}\n", encoding="utf-8")
+    return getattr(getattr(load_params(path), section), name)
+
+
+def test_every_float_and_seed_key_is_covered():
+    assert {"finetune.lr", "finetune.epochs", "prepare.train_ratio", "evaluate.probe_lr"} <= set(FLOAT_KEYS)
+    assert SEED_KEYS == ["prepare.seed", "finetune.seed", "extract.seed", "evaluate.seed"]
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_non_finite_floats_are_rejected(tmp_path, key, value):
+    # `finetune.lr: .inf` used to train a model of NaN weights and exit 0.
+    with pytest.raises(EmbedforgeError) as err:
+        _load_one(tmp_path, key, value)
+    assert str(err.value).startswith(f"params.yaml: {key} = ")
+    assert str(err.value).endswith("is not valid; expected a finite number")
+
+
+@pytest.mark.parametrize("key", SEED_KEYS)
+def test_seeds_are_range_checked(tmp_path, key):
+    # numpy rejects seeds outside [0, 2**32): -1 used to crash the stage with a traceback.
+    with pytest.raises(EmbedforgeError, match=rf"^params.yaml: {key} = -1 is out of range; expected >= 0$"):
+        _load_one(tmp_path, key, "-1")
+    with pytest.raises(EmbedforgeError, match=rf"{key} = 4294967296 is out of range; expected <= 4294967295"):
+        _load_one(tmp_path, key, str(2**32))
+    assert _load_one(tmp_path, key, str(2**32 - 1)) == 2**32 - 1
+    assert _load_one(tmp_path, key, "0") == 0
+
+
+def test_params_are_read_as_yaml_1_2_like_dvc(tmp_path):
+    # DVC reads and writes params.yaml as YAML 1.2 (ruamel.yaml): `off` is text, `2e-05` a number.
+    assert _load_one(tmp_path, "finetune.distributed", "off") == "off"
+    assert _load_one(tmp_path, "finetune.lr", "2e-05") == 2e-5
+    assert _load_one(tmp_path, "prepare.test_file", "") is None
+    with pytest.raises(EmbedforgeError) as err:
+        _load_one(tmp_path, "finetune.freeze_embeddings", "yes")
+    assert str(err.value).startswith(
+        "params.yaml: finetune.freeze_embeddings = 'yes' is not valid; expected true or false"
+    )
+
+
+def test_duplicate_key_is_an_error(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("finetune:\n  lr: 0.1\n  lr: 0.2\n", encoding="utf-8")
+    with pytest.raises(EmbedforgeError, match=r"params.yaml line 3: not valid YAML \(found duplicate key"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("prepare", "message"),
+    [
+        (
+            {"train_file": "a.csv", "validation_file": "b.csv", "test_file": "c.csv"},
+            "prepare.input (data/raw/waimai_10k.csv) and the three split files are both set; "
+            "set either input or train_file/validation_file/test_file (and input: null)",
+        ),
+        ({"input": None, "train_file": "a.csv"}, "must be set together"),
+        ({"input": None}, "prepare.input is empty"),
+    ],
+)
+def test_data_source_is_input_or_a_fixed_split(prepare, message):
+    with pytest.raises(EmbedforgeError) as err:
+        parse_params({"prepare": prepare})
+    assert message in str(err.value) and "ratio" not in str(err.value)
+
+
+def test_fixed_split_ignores_ratios():
+    files = {"train_file": "a.csv", "validation_file": "b.csv", "test_file": "c.csv"}
+    p = parse_params({"prepare": {"input": None, "train_ratio": 0.5, **files}}).prepare
+    assert p.split_files == {"train": "a.csv", "validation": "b.csv", "test": "c.csv"}

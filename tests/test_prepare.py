@@ -14,7 +14,7 @@ from embedforge.core.files import read_parquet
 from embedforge.core.models import load_tokenizer
 from embedforge.core.params import PrepareParams
 from embedforge.prepare import prepare
-from embedforge.prepare.clean import CleanReport, clean, read_table, stratified_split
+from embedforge.prepare.clean import CleanReport, clean, label_key, read_table, stratified_split
 from embedforge.prepare.segment import build_vocab, segment_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +188,7 @@ def test_stage_runs(project):
         cwd=project,
         capture_output=True,
         text=True,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src")},
         timeout=300,
     )
     assert res.returncode == 0, res.stderr
@@ -275,3 +275,86 @@ def test_fixed_split_counts_conflicts_across_splits_as_conflicts(tmp_path, tiny_
     c = m["cleaning"]
     assert (c["dropped_conflicting_label"], c["dropped_cross_split"], c["dropped_duplicate"]) == (2, 0, 0)
     assert m["rows"] == {"train": 49, "validation": 15, "test": 15}
+
+
+# --- inputs read as the user meant them ---------------------------------------------------------------
+
+
+def test_max_length_above_the_model_limit(project, run_stage):
+    # The tiny model has 160 positions; a longer max_length used to fail only in finetune, 89 lines deep.
+    _set(project, "prepare", max_length=161)
+    _expect_error(
+        run_stage,
+        project,
+        "prepare",
+        "params.yaml: prepare.max_length = 161 is longer than the model accepts; expected <= 160",
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("1", "1"),
+        ("1.0", "1"),
+        (" 01 ", "1"),
+        ("1e0", "1"),
+        (1.0, "1"),
+        (2, "2"),
+        ("-0.0", "0"),
+        ("0.50", "0.5"),
+        ("pos", "pos"),
+        ("Ｐos ", "Pos"),
+        ("inf", "inf"),
+        ("NaN", ""),
+        ("NA", ""),
+        ("n/a", ""),
+        ("null", ""),
+        ("None", ""),
+        ("", ""),
+        (float("nan"), ""),
+        (None, ""),
+        (pd.NA, ""),
+    ],
+)
+def test_label_key(raw, key):
+    assert label_key(raw) == key
+
+
+def test_labels_as_the_user_meant_them(tmp_path, reviews_csv, tiny_model_dir):
+    # The case: "1.0" was a class apart from "1", "NaN" a class, labels.json ["0","1","1.0","NaN"].
+    df = pd.read_csv(reviews_csv, dtype=str)
+    df.loc[:9, "label"] = df.loc[:9, "label"].map({"0": "0.0", "1": "1.0"})
+    missing = ["NaN", "NA", "", "null", "None", "nan"]
+    extra = pd.DataFrame({"label": missing, "review": [f"没有标签的评论{i}" for i in range(len(missing))]})
+    path = tmp_path / "labels.csv"
+    pd.concat([df, extra]).to_csv(path, index=False)
+    m = prepare(_params(path), load_tokenizer(tiny_model_dir), tmp_path / "out", cache_dir=tmp_path / "j")
+    assert json.loads((tmp_path / "out/labels.json").read_text())["names"] == ["0", "1"]
+    assert m["cleaning"]["dropped_missing_label"] == len(missing)
+    assert m["cleaning"]["labels_normalized"] == 10
+    assert m["cleaning"]["rows_kept"] == 80
+    json.dumps(m, allow_nan=False)  # strict JSON
+
+
+def test_fixed_split_and_input_both_set(project, run_stage):
+    for name in ("train", "validation", "test"):
+        shutil.copy(project / "data/reviews.csv", project / f"data/{name}.csv")
+    files = {f"{n}_file": f"data/{n}.csv" for n in ("train", "validation", "test")}
+    _set(project, "prepare", **files)  # `input` is still set: it used to be ignored silently
+    _expect_error(run_stage, project, "prepare", "set either input or train_file/validation_file/test_file")
+
+
+def test_fixed_split_empty_split_names_the_file_not_a_ratio(project, run_stage):
+    df = pd.read_csv(project / "data/reviews.csv")
+    df[:60].to_csv(project / "data/train.csv", index=False)
+    df[:10].to_csv(project / "data/validation.csv", index=False)  # every text already in train
+    df[60:].to_csv(project / "data/test.csv", index=False)
+    files = {f"{n}_file": f"data/{n}.csv" for n in ("train", "validation", "test")}
+    _set(project, "prepare", input=None, **files)
+    _expect_error(
+        run_stage,
+        project,
+        "prepare",
+        "data/validation.csv: the validation split is empty; no rows of prepare.validation_file are left",
+    )
+    assert "ratio" not in run_stage(project, "prepare")[1]

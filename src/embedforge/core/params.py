@@ -7,19 +7,23 @@ that validation, defaults and documentation come from one declaration.
 from __future__ import annotations
 
 import dataclasses
-import re
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from embedforge.core.errors import EmbedforgeError
 
 T = TypeVar("T")
-_YAML11_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+# numpy, torch and transformers.set_seed all accept exactly this range.
+SEED_RANGE = {"min": 0, "max": 2**32 - 1}
+# YAML 1.1 booleans that YAML 1.2 (DVC, and this reader) reads as text.
+_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
 
 
 def _f(default: Any, **limits: Any) -> Any:
@@ -27,6 +31,11 @@ def _f(default: Any, **limits: Any) -> Any:
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: typing.cast(Any, type(default))(default), metadata=limits)
     return field(default=default, metadata=limits)
+
+
+def _seed(default: int) -> Any:
+    """A random seed field: an integer in SEED_RANGE."""
+    return _f(default, **SEED_RANGE)
 
 
 @dataclass(frozen=True)
@@ -52,18 +61,23 @@ class PrepareParams:
     train_ratio: float = _f(0.8, gt=0.0, max=1.0)
     validation_ratio: float = _f(0.1, min=0.0, max=1.0)
     test_ratio: float = _f(0.1, min=0.0, max=1.0)
-    seed: int = 42
+    seed: int = _seed(42)
     max_length: int = _f(128, min=8, max=4096)
     language: Literal["zh", "en"] = "zh"
     min_count: int = _f(2, min=1)
     max_vocab_size: int = _f(0, min=0)  # 0 = no limit
+
+    @property
+    def split_files(self) -> dict[str, str | None]:
+        """The fixed-split files by split name (all None for a random split of `input`)."""
+        return {"train": self.train_file, "validation": self.validation_file, "test": self.test_file}
 
 
 @dataclass(frozen=True)
 class FinetuneParams:
     """Fine-tuning the encoder as a sequence classifier."""
 
-    seed: int = 42
+    seed: int = _seed(42)
     lr: float = _f(1e-4, gt=0.0)
     weight_decay: float = _f(0.01, min=0.0)
     warmup_ratio: float = _f(0.06, min=0.0, max=1.0)
@@ -106,7 +120,7 @@ class ExtractParams:
     )
     vector_files: list[str] = _f([])  # word2vec text/binary files, one `vectors_<stem>` matrix each
     unknown: Literal["zeros", "mean", "random", "subword"] = "mean"  # vectors: words the file lacks
-    seed: int = 0  # for unknown = random
+    seed: int = _seed(0)  # for unknown = random
     export_word2vec: list[str] = _f([])  # matrix names (glob patterns) to also write as <name>.w2v.txt
     export_projector: list[str] = _f([])  # ... as TensorBoard-projector <name>.tsv + <name>.meta.tsv
 
@@ -136,7 +150,7 @@ class EvaluateParams:
     probe_epochs: int = _f(4, min=1)
     probe_batch_size: int = _f(64, min=1)
     probe_lr: float = _f(3e-3, gt=0.0)
-    seed: int = 42
+    seed: int = _seed(42)
 
 
 @dataclass(frozen=True)
@@ -193,8 +207,13 @@ def _check(value: Any, tp: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise bad
-        return _build(tp, value, key)
+        return _build(typing.cast(type, tp), value, key)
     if tp is bool:
+        if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+            raise EmbedforgeError(
+                f"params.yaml: {key} = {value!r} is not valid; expected true or false "
+                "(params.yaml is YAML 1.2, as DVC reads and writes it: yes/no/on/off are text)"
+            )
         if not isinstance(value, bool):
             raise bad
         return value
@@ -203,12 +222,16 @@ def _check(value: Any, tp: Any, key: str) -> Any:
             raise bad
         return value
     if tp is float:
-        # YAML 1.1 (PyYAML) reads `2e-5` -- what `dvc exp run -S finetune.lr=2e-5` writes -- as a string.
-        if isinstance(value, str) and _YAML11_FLOAT.match(value.strip()):
-            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
-        return float(value)
+        # NaN passes every range check and inf trains a model of NaN weights: neither is a setting.
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
+        if not math.isfinite(number):
+            raise EmbedforgeError(f"params.yaml: {key} = {value!r} is not valid; expected a finite number")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise bad
@@ -254,12 +277,28 @@ def parse_params(data: dict[str, Any] | None) -> Params:
     if not isinstance(data, dict):
         raise EmbedforgeError("params.yaml: expected a mapping of stage sections at the top level")
     params = _build(Params, data, "")
-    _check_split(params.prepare)
+    check_prepare(params.prepare)
     return params
 
 
-def _check_split(p: PrepareParams) -> None:
-    """Cross-field checks of the prepare section."""
+def check_prepare(p: PrepareParams) -> None:
+    """Cross-field checks of the prepare section: where the data comes from, and the split ratios."""
+    files = p.split_files
+    if any(files.values()):
+        if not all(files.values()):
+            raise EmbedforgeError(
+                "params.yaml: prepare.train_file, validation_file and test_file must be set together"
+            )
+        if p.input:
+            raise EmbedforgeError(
+                f"params.yaml: prepare.input ({p.input}) and the three split files are both set; "
+                "set either input or train_file/validation_file/test_file (and input: null)"
+            )
+        return  # a fixed split uses no ratios
+    if not p.input:
+        raise EmbedforgeError(
+            "params.yaml: prepare.input is empty; name a data file or set the three split files"
+        )
     total = p.train_ratio + p.validation_ratio + p.test_ratio
     if abs(total - 1.0) > 1e-6:
         raise EmbedforgeError(
@@ -267,15 +306,29 @@ def _check_split(p: PrepareParams) -> None:
         )
 
 
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file exactly as DVC does (ruamel.yaml's safe loader, YAML 1.2).
+
+    DVC writes `dvc exp run -S` values with the same library and reads params.yaml with this loader,
+    so a value reads back as the user typed it: `off` and `yes` stay text, `2e-05` is a number, an
+    empty value is null, and a duplicated key is an error rather than silently the last one.
+    """
+    try:
+        return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise EmbedforgeError(f"{path}: not valid UTF-8") from None
+    except YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = str(getattr(err, "problem", None) or "").strip().splitlines()
+        raise EmbedforgeError(
+            f"{path}{where}: not valid YAML{f' ({problem[0]})' if problem else ''}"
+        ) from None
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     path = Path(path)
     if not path.is_file():
         raise EmbedforgeError(f"{path}: parameters file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        where = f" line {line + 1}" if line is not None else ""
-        raise EmbedforgeError(f"{path}{where}: not valid YAML") from None
-    return parse_params(data)
+    return parse_params(read_yaml(path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,11 @@ _FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+# Label cells that mean "no label" (compared case-insensitively): what spreadsheets, pandas and
+# JSON writers put in an empty cell.
+MISSING_LABELS = frozenset({"", "nan", "na", "n/a", "<na>", "null", "none"})
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
@@ -82,7 +88,10 @@ def read_table(path: str | Path, text_column: str, label_column: str, fmt: str =
 
 
 def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
+    """None, NaN, pandas' NA or NaT: what readers put in an empty cell."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
 
 
 def normalize_text(text: object) -> str:
@@ -93,11 +102,23 @@ def normalize_text(text: object) -> str:
     return " ".join(text.split())
 
 
-def _label_key(label: object) -> str:
-    """Labels of any type become strings; 1 and 1.0 and "1" are the same label."""
-    if isinstance(label, float) and label.is_integer():
-        return str(int(label))
-    return normalize_text(label)
+def label_key(label: object) -> str:
+    """A label as text: "" when missing; one spelling per number (1, 1.0, "1.0", "01" -> "1").
+
+    Names (`pos`, `neg`) stay as written; `NaN`, `NA`, `null`, `None` and empty cells are missing.
+    """
+    text = normalize_text(label)
+    if text.lower() in MISSING_LABELS:
+        return ""
+    if _INTEGER.match(text):
+        return str(int(text))
+    if _NUMBER.match(text):
+        number = float(text)
+        if number.is_integer():
+            return str(int(number))
+        if np.isfinite(number):
+            return repr(number)
+    return text
 
 
 @dataclass
@@ -108,6 +129,7 @@ class CleanReport:
     changed_by_nfkc: int = 0
     bom_removed: int = 0
     whitespace_stripped: int = 0
+    labels_normalized: int = 0  # a number written another way (1.0, "01") -> one class
     dropped_empty_text: int = 0
     dropped_missing_label: int = 0
     dropped_conflicting_label: int = 0
@@ -120,7 +142,7 @@ class CleanReport:
 
 
 def clean(df: pd.DataFrame, report: CleanReport, split_column: str | None = None) -> pd.DataFrame:
-    """Normalize texts and labels; drop empties, texts with conflicting labels, and exact duplicates.
+    """Normalize texts and labels; drop empties, missing labels, conflicting labels and exact duplicates.
 
     Other columns are kept; of duplicate texts the first row is kept. With `split_column`, a duplicate
     whose first copy is in another split is counted as `dropped_cross_split`.
@@ -132,7 +154,9 @@ def clean(df: pd.DataFrame, report: CleanReport, split_column: str | None = None
     report.bom_removed += int(nfkc.str.contains("\ufeff", regex=False).sum())
     text = raw.map(normalize_text)
     report.whitespace_stripped += int((text != nfkc.str.replace("\ufeff", "", regex=False)).sum())
-    out = df.assign(text=text, label=df["label"].map(lambda v: "" if _is_missing(v) else _label_key(v)))
+    labels = df["label"].map(label_key)
+    report.labels_normalized += int(((labels != df["label"].map(normalize_text)) & (labels != "")).sum())
+    out = df.assign(text=text, label=labels)
     empty = out["text"] == ""
     report.dropped_empty_text += int(empty.sum())
     out = out[~empty]
@@ -180,20 +204,18 @@ def stratified_split(df: pd.DataFrame, ratios: dict[str, float], seed: int) -> d
     return {name: pd.concat(chunks).sort_index().reset_index(drop=True) for name, chunks in parts.items()}
 
 
-def check_splits(splits: dict[str, pd.DataFrame], source: str) -> None:
-    """Every split must be non-empty (an empty one means the ratios are too small for the data)."""
-    for name, frame in splits.items():
-        if frame.empty:
-            raise EmbedforgeError(
-                f"{source}: the {name} split is empty; raise prepare.{name}_ratio or provide more data"
-            )
+def check_split(frame: pd.DataFrame, name: str, source: str, fix: str) -> None:
+    """A split must be non-empty; `fix` tells the user what to change."""
+    if frame.empty:
+        raise EmbedforgeError(f"{source}: the {name} split is empty; {fix}")
 
 
 def check_classes(df: pd.DataFrame, source: str) -> None:
     """A dataset must be non-empty after cleaning and have at least two classes."""
     if df.empty:
         raise EmbedforgeError(
-            f"{source}: no rows left after cleaning (empty texts, duplicates and conflicting labels removed)"
+            f"{source}: no rows left after cleaning "
+            "(empty texts, missing labels, duplicates and conflicting labels removed)"
         )
     labels = sorted(set(df["label"]))
     if len(labels) < 2:

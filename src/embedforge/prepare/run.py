@@ -10,12 +10,12 @@ import pyarrow as pa
 from transformers import PreTrainedTokenizerBase
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import PrepareParams
+from embedforge.core.params import PrepareParams, check_prepare
 from embedforge.core.prepared import SPLITS, PreparedData
 from embedforge.prepare.clean import (
     CleanReport,
     check_classes,
-    check_splits,
+    check_split,
     clean,
     label_names,
     read_table,
@@ -26,10 +26,9 @@ from embedforge.prepare.segment import DEFAULT_CACHE_DIR, build_vocab, segment
 
 def _fixed_split(p: PrepareParams, report: CleanReport) -> dict[str, pd.DataFrame]:
     """Read the user's own train/validation/test files; a text already in an earlier split is dropped."""
-    files = {"train": p.train_file, "validation": p.validation_file, "test": p.test_file}
     frames = [
-        read_table(path, p.text_column, p.label_column, p.format).assign(split=name)
-        for name, path in files.items()
+        read_table(str(path), p.text_column, p.label_column, p.format).assign(split=name)
+        for name, path in p.split_files.items()
     ]
     combined = pd.concat(frames, ignore_index=True)
     # Rows are in train, validation, test order and clean() keeps the first copy of a text, so a text
@@ -59,33 +58,46 @@ def _length_stats(lengths: np.ndarray) -> dict[str, float]:
     }
 
 
+def check_max_length(p: PrepareParams, limit: int | None) -> None:
+    """`max_length` must fit the model's position table (else fine-tuning fails on the long texts)."""
+    if limit is not None and p.max_length > limit:
+        raise EmbedforgeError(
+            f"params.yaml: prepare.max_length = {p.max_length} is longer than the model accepts; "
+            f"expected <= {limit} (the base model's position limit)"
+        )
+
+
 def prepare(
     p: PrepareParams,
     tokenizer: PreTrainedTokenizerBase,
     out_dir: str | Path,
     cache_dir: Path = DEFAULT_CACHE_DIR,
+    max_positions: int | None = None,
 ) -> dict:
-    """Run the whole step; write everything into `out_dir` atomically and return the metrics."""
+    """Run the whole step; write everything into `out_dir` atomically and return the metrics.
+
+    `max_positions` is the model's longest input (embedforge.core.models.max_positions); None skips
+    that check.
+    """
+    check_prepare(p)
+    check_max_length(p, max_positions)
     report = CleanReport()
-    if p.train_file or p.validation_file or p.test_file:
-        if not (p.train_file and p.validation_file and p.test_file):
-            raise EmbedforgeError(
-                "params.yaml: prepare.train_file, validation_file and test_file must be set together"
-            )
+    if any(p.split_files.values()):
         splits = _fixed_split(p, report)
         source = str(p.train_file)
         check_classes(splits["train"], source)
+        for name, path in p.split_files.items():
+            fix = f"no rows of prepare.{name}_file are left after cleaning (empty, unlabelled or repeated)"
+            check_split(splits[name], name, str(path), fix)
     else:
-        if not p.input:
-            raise EmbedforgeError(
-                "params.yaml: prepare.input is empty; name a data file or set the three split files"
-            )
+        assert p.input is not None  # check_prepare
         df = clean(read_table(p.input, p.text_column, p.label_column, p.format), report)
         source = p.input
         check_classes(df, source)
         ratios = {"train": p.train_ratio, "validation": p.validation_ratio, "test": p.test_ratio}
         splits = stratified_split(df, ratios, p.seed)
-    check_splits(splits, source)
+        for name in SPLITS:
+            check_split(splits[name], name, source, f"raise prepare.{name}_ratio or provide more data")
     names = label_names(pd.concat([s["label"] for s in splits.values()]))
     label_id = {name: i for i, name in enumerate(names)}
 
