@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from transformers import AutoTokenizer, Trainer, TrainerCallback
+from transformers import AutoTokenizer, PreTrainedModel, Trainer, TrainerCallback
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, write_json
@@ -63,8 +63,10 @@ def save_outputs(
 ) -> dict:
     """Write the model folder, the DVCLive folder and the metrics, each atomically."""
     metrics = best_metrics(trainer)
+    model = trainer.model
+    assert isinstance(model, PreTrainedModel)  # the best checkpoint, loaded back at the end of training
     with atomic_path(out_dir, is_dir=True) as tmp:
-        trainer.model.save_pretrained(tmp)  # safetensors + config.json with id2label
+        model.save_pretrained(tmp)  # safetensors + config.json with id2label
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "labels.json", {"names": names})
     with atomic_path(live_dir, is_dir=True) as tmp:

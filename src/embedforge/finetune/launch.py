@@ -57,8 +57,7 @@ def launch_torchrun(
     The checkpoint lock is taken here, before any worker starts, so that a second run is refused with
     one line instead of a failed worker group.
     """
-    rows = [prepared.rows(s) for s in ("train", "validation")]
-    check_world_fill(*rows, nproc, p.batch_size, prepared)
+    check_world_fill(prepared.rows("train"), prepared.rows("validation"), nproc, p.batch_size, prepared)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     cmd.append(str(script))
     with checkpoint_lock(checkpoint_root):

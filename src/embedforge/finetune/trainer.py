@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,9 +78,11 @@ def freeze(model: PreTrainedModel, embeddings: bool, layers: int) -> None:
     """Stop gradients to the embedding layer and/or the lowest `layers` encoder layers."""
     base = model.base_model
     blocks = getattr(getattr(base, "encoder", None), "layer", None)
-    if (embeddings or layers) and (blocks is None or not hasattr(base, "embeddings")):
+    if not (embeddings or layers):
+        return
+    if blocks is None or not hasattr(base, "embeddings"):
         raise EmbedforgeError(f"params.yaml: finetune.freeze_*: no layers to freeze in {type(base).__name__}")
-    frozen = ([base.embeddings] if embeddings else []) + list(blocks[:layers] if layers else [])
+    frozen = ([base.embeddings] if embeddings else []) + list(blocks[:layers])
     for module in frozen:
         module.requires_grad_(False)
 
@@ -101,7 +104,7 @@ def training_args(
     """Map the `finetune` params onto TrainingArguments (`override`: extra or replaced arguments)."""
     total, every, logging = schedule(p, train_rows, nproc)
     on_gpu = torch.cuda.is_available()
-    settings = dict(
+    settings: dict[str, Any] = dict(
         output_dir=str(run_dir),
         seed=p.seed,
         learning_rate=p.lr,
