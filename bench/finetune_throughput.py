@@ -30,7 +30,7 @@ from transformers import (
 
 from embedforge.core.params import FinetuneParams
 from embedforge.core.prepared import PreparedData
-from embedforge.finetune.batches import EncodedDataset, load_split
+from embedforge.finetune.batches import EncodedDataset, load_encoded_split
 from embedforge.finetune.trainer import build_trainer, load_model, training_args
 
 MODES = ("stage", "naive", "trainer-defaults")
@@ -95,7 +95,7 @@ def measure(mode: str, p: FinetuneParams, base: Path, prepared: Path, batches: i
     """Train `warmup + batches` steps in `mode`; throughput over the last `batches` steps."""
     data = PreparedData(prepared)
     names = data.label_names()
-    train = load_split(data, "train", len(names))
+    train = load_encoded_split(data, "train", len(names))
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = load_model(base, names, p)
     per_token, per_len2 = flops_per_sequence(model)

@@ -63,7 +63,7 @@ class EpochSeededLengthSampler(LengthGroupedSampler):
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
-def load_split(prepared: PreparedData, split: str, num_labels: int) -> Split:
+def load_encoded_split(prepared: PreparedData, split: str, num_labels: int) -> Split:
     """Read one split and check that it is non-empty and its label ids fit the classifier head."""
     path = prepared.split_path(split)
     df = prepared.split(split, COLUMNS)
@@ -75,24 +75,7 @@ def load_split(prepared: PreparedData, split: str, num_labels: int) -> Split:
         row = int(bad[0])
         raise EmbedforgeError(
             f"{path} row {row}: label id {labels[row]} is outside the classifier head's range "
-            f"0..{num_labels - 1} (labels.json names {num_labels} labels)"
+            f"0..{num_labels - 1} ({prepared.labels_path.name} names {num_labels} labels)"
         )
     ids = [list(map(int, x)) for x in df["input_ids"]]
     return Split(path, ids, labels.astype(np.int64), [int(n) for n in df["length"]])
-
-
-def check_world_fill(
-    train_rows: int, val_rows: int, world_size: int, batch_size: int, prepared: PreparedData
-) -> None:
-    """Every process needs at least one full training batch and one validation example."""
-    if train_rows < world_size * batch_size:
-        raise EmbedforgeError(
-            f"{prepared.split_path('train')}: {train_rows} rows cannot fill world size {world_size} x "
-            f"finetune.batch_size {batch_size}; expected at least {world_size * batch_size} rows "
-            "(use fewer processes or a smaller batch)"
-        )
-    if val_rows < world_size:
-        raise EmbedforgeError(
-            f"{prepared.split_path('validation')}: {val_rows} rows cannot fill world size {world_size}; "
-            f"expected at least {world_size} rows"
-        )

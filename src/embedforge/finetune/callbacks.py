@@ -1,19 +1,18 @@
-"""Trainer callbacks: DVCLive logging, a progress bar with token throughput, complete-checkpoint marks."""
+"""Trainer callbacks: DVCLive logging, a progress bar with token throughput, a stop on a diverged loss."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from pathlib import Path
 
-import torch.distributed as dist
 from dvclive import Live
 from transformers import ProgressCallback, TrainerCallback
 
 from embedforge.core.metrics import MACRO_F1
+from embedforge.finetune.checkpoints import LIVE_SNAPSHOT, checkpoint_dir
 
-COMPLETE = "COMPLETE"  # written last into a checkpoint folder: resumption trusts only marked folders
-LIVE_SNAPSHOT = "dvclive"  # the DVCLive folder as of a checkpoint, restored on resume
 TRAIN_KEYS = ("loss", "learning_rate", "grad_norm")
 EVAL_SKIP = ("runtime", "samples_per_second", "steps_per_second")  # timings are not reproducible
 
@@ -47,28 +46,6 @@ class LiveLogger(TrainerCallback):
             shutil.copytree(self.live_dir, checkpoint_dir(args, state) / LIVE_SNAPSHOT, dirs_exist_ok=True)
 
 
-class CompleteMarker(TrainerCallback):
-    """Mark a checkpoint complete once every process has written its part, then drop superseded ones.
-
-    Rotation happens here, not in the Trainer (save_total_limit=None), so that the previous complete
-    checkpoint survives until the new one is marked: a kill at any moment leaves one to resume from.
-    Must be the last callback with an on_save.
-    """
-
-    def on_save(self, args, state, control, **kwargs):
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()  # each rank writes its own RNG state file
-        if not state.is_world_process_zero:
-            return
-        newest = checkpoint_dir(args, state)
-        (newest / COMPLETE).write_text(f"{state.global_step}\n", encoding="utf-8")
-        # Keep the newest (to resume) and the best (for load_best_model_at_end).
-        keep = {newest.name, Path(state.best_model_checkpoint or newest).name}
-        for path in complete_checkpoints(Path(args.output_dir)):
-            if path.name not in keep:
-                shutil.rmtree(path, ignore_errors=True)
-
-
 class TokenProgress(ProgressCallback):
     """The stock tqdm bar (steps, it/s, ETA) plus real-token throughput and loss, without printed dicts."""
 
@@ -92,25 +69,36 @@ class TokenProgress(ProgressCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.training_bar is None or not logs:
             return
-        for key, name in (("loss", "loss"), (f"eval_{MACRO_F1}", "val_f1")):
+        for key, name in (("loss", "loss"), (f"eval_{MACRO_F1}", f"val_{MACRO_F1}")):
             if key in logs:
                 self._postfix[name] = f"{logs[key]:.4g}"
         self.training_bar.set_postfix(self._postfix)
 
 
-def checkpoint_dir(args, state) -> Path:
-    """The folder the Trainer has just saved a checkpoint to."""
-    return Path(args.output_dir) / f"checkpoint-{state.global_step}"
+class StopOnNonFinite(TrainerCallback):
+    """Stop training, without evaluating or saving, once the logged loss or gradient norm is NaN or inf.
 
+    Training on would write a model of NaNs and metrics that are not valid JSON. The Trainer logs before it
+    evaluates and checkpoints the same step, so nothing diverged is saved. The caller turns `error` into
+    an EmbedforgeError after `train()` returns (the stock way out of the loop, which also closes the
+    progress bar) and deletes the run's earlier checkpoints, which would only diverge again on resume.
+    Must come before the callbacks that record logs.
+    """
 
-def complete_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoints carrying the COMPLETE mark, oldest first."""
-    found = [p for p in run_dir.glob("checkpoint-*") if (p / COMPLETE).is_file()]
-    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    def __init__(self) -> None:
+        self.error: str | None = None
 
-
-def drop_incomplete(run_dir: Path) -> None:
-    """Delete checkpoint folders a kill interrupted while they were being written."""
-    for path in run_dir.glob("checkpoint-*"):
-        if not (path / COMPLETE).is_file():
-            shutil.rmtree(path, ignore_errors=True)
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        # fp16's loss scaler skips a step with an inf gradient by design: only the loss counts there.
+        keys = ("loss",) if args.fp16 else ("loss", "grad_norm")
+        for key in keys:
+            value = (logs or {}).get(key)
+            if self.error is None and value is not None and not math.isfinite(value):
+                what = "loss" if key == "loss" else "gradient norm"
+                self.error = (
+                    f"finetune: training {what} became {value} at step {state.global_step}; "
+                    f"lower finetune.lr (now {args.learning_rate:g}) or raise finetune.warmup_ratio"
+                )
+                control.should_training_stop = True
+                control.should_evaluate = control.should_save = False
+        return control
