@@ -1,4 +1,5 @@
 import os
+import re
 
 import pytest
 
@@ -46,3 +47,65 @@ def test_parquet_rows_reads_the_footer_and_names_a_missing_file(tmp_path):
     assert parquet_rows(tmp_path / "t.parquet") == 7
     with pytest.raises(EmbedforgeError, match="nope.parquet: file not found"):
         parquet_rows(tmp_path / "nope.parquet")
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_runs_temporary_is_removed_and_a_live_ones_kept(tmp_path):
+    dead = tmp_path / f".embeddings.{_dead_pid()}.abc123.tmp"
+    live = tmp_path / f".embeddings.{os.getppid()}.def456.tmp"  # our parent: alive, not us
+    other = tmp_path / ".embeddings.x.99999.ghi789.tmp"  # a temporary of `embeddings.x`, not ours
+    for folder in (dead, live, other):
+        (folder / "embeddings").mkdir(parents=True)
+    with atomic_path(tmp_path / "embeddings", is_dir=True) as tmp:
+        assert str(os.getpid()) in tmp.parent.name  # our own temporary names us
+        (tmp / "m.safetensors").write_text("x")
+    assert not dead.exists()
+    assert live.is_dir() and other.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "embeddings"])
+
+
+@pytest.mark.parametrize(
+    ("obj", "where"),
+    [
+        ({"a": {"b": [1.0, float("nan")]}}, "a.b[1]"),
+        ({"loss": float("inf")}, "loss"),
+        (float("-inf"), "(top level)"),
+    ],
+)
+def test_write_json_refuses_non_finite_numbers_naming_file_and_key(tmp_path, obj, where):
+    from embedforge.core.errors import EmbedforgeError
+    from embedforge.core.files import write_json
+
+    out = tmp_path / "metrics.json"
+    out.write_text("{}\n")
+    with pytest.raises(EmbedforgeError, match=rf"metrics\.json: .*non-finite.* at {re.escape(where)}$"):
+        write_json(out, obj)
+    assert out.read_text() == "{}\n"  # the last good file is kept
+
+
+def test_run_stage_logs_embedforge_info_to_stderr_and_errors_as_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from embedforge.core.errors import EmbedforgeError\n"
+        "from embedforge.core.stage import run_stage\n"
+        "def main():\n"
+        "    logging.getLogger('embedforge.x').info('hello')\n"
+        "    logging.getLogger('other').info('hidden')\n"
+        "    raise EmbedforgeError('params.yaml: bad')\n"
+        "run_stage(main)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["INFO embedforge.x: hello", "error: params.yaml: bad"]

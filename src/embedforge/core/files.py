@@ -6,8 +6,12 @@ never leaves a half-written file or folder behind.
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
+import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,13 +25,55 @@ import pyarrow.parquet as pq
 
 from embedforge.core.errors import EmbedforgeError
 
+log = logging.getLogger(__name__)
+
+
+TMP_SUFFIX = ".tmp"
+_TMP_TAIL = re.compile(r"(\d+)\.[^.]+\.tmp")
+
+
+def _tmp_prefix(path: Path) -> str:
+    """Temporaries of `path` are `.<name>.<pid>.<random>.tmp`: the pid tells a killed run from a live one."""
+    return f".{path.name}."
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal still exists)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete temporaries of `path` left by runs that were killed (their pid is gone); return them."""
+    removed = []
+    prefix = _tmp_prefix(path)
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*{TMP_SUFFIX}"):
+        # mkdtemp's random part has no dot, so a sibling named `<name>.<digits>` is never mistaken for a pid
+        match = _TMP_TAIL.fullmatch(tmp.name[len(prefix) :])
+        pid = match.group(1) if match else None
+        if pid and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.info("removed %s, left by a killed run (pid %s)", tmp, pid)
+            removed.append(tmp)
+    return removed
+
 
 @contextmanager
 def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success replace `path` with it, on error delete it."""
+    """Yield a temporary path next to `path`; on success replace `path` with it, on error delete it.
+
+    Temporaries that a killed run left next to `path` are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    prefix = f"{_tmp_prefix(path)}{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=TMP_SUFFIX, dir=path.parent))
     target = tmp / path.name
     if is_dir:
         target.mkdir()
@@ -42,10 +88,30 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _non_finite_key(obj: Any, where: str = "") -> str | None:
+    """The key path (e.g. `a.b[2]`) of the first NaN or infinity in a JSON-like object, if any."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "(top level)"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        sub = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        found = _non_finite_key(value, sub)
+        if found:
+            return found
+    return None
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write JSON (UTF-8, sorted keys, indented) atomically."""
+    """Write strict JSON (UTF-8, sorted keys, indented) atomically; NaN and infinity are refused."""
+    try:
+        text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    except ValueError:
+        key = _non_finite_key(obj)
+        raise EmbedforgeError(
+            f"{path}: refusing to write a non-finite number (NaN or infinity) at {key}"
+        ) from None
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
 
 from embedforge.core.errors import EmbedforgeError
 
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """embedforge's INFO messages to stderr, other libraries' only from WARNING (once per process)."""
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger("embedforge").setLevel(logging.INFO)
+
 
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main(); turn EmbedforgeError into one line on stderr and exit status 1."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    configure_logging()
     try:
         main()
     except EmbedforgeError as err:

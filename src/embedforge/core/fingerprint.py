@@ -1,0 +1,107 @@
+"""Fingerprints of the inputs that params.yaml names, so DVC reruns a stage when any of them changes.
+
+DVC 3 cannot put a list-valued or null param into a stage's `deps` (treeverse/dvc#8171; a null dep
+crashes it), and a `pkg:` or hub-id model source is not a path at all. So the `fingerprint` stage
+(always run, well under a second) writes one small JSON per stage here, and each stage depends on its
+own file: a changed input changes that file, and DVC reruns exactly the stages that read it.
+Deliberately free of torch/transformers imports: it runs on every `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from embedforge.core.params import Params
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+
+
+def _md5(path: Path, cache: dict[str, Any]) -> str:
+    """MD5 of a file, reused from `cache` while its size, mtime and inode are unchanged (as DVC does)."""
+    st = path.stat()
+    key = str(path.resolve())
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    hit = cache.get(key)
+    if hit and hit["stamp"] == stamp:
+        return str(hit["md5"])
+    digest = hashlib.md5()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+    cache[key] = {"stamp": stamp, "md5": digest.hexdigest()}
+    return digest.hexdigest()
+
+
+def path_fingerprint(path: str | Path | None, cache: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """{path, md5} of a file, or of a folder (its file names and contents); a missing path is noted."""
+    if path is None:
+        return None
+    cache = {} if cache is None else cache
+    p = Path(path).expanduser()
+    if p.is_file():
+        return {"path": str(path), "md5": _md5(p, cache)}
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        listing = "".join(f"{f.relative_to(p).as_posix()}\0{_md5(f, cache)}\n" for f in files)
+        return {"path": str(path), "md5": hashlib.md5(listing.encode()).hexdigest(), "files": len(files)}
+    return {"path": str(path), "missing": True}  # the stage that reads it reports the error
+
+
+def source_fingerprint(spec: str, cache: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What identifies model.source: its distribution and version, its folder's contents, or the hub id."""
+    if spec.startswith("pkg:"):
+        top = spec[len("pkg:") :].strip("/").partition("/")[0]
+        dists = importlib.metadata.packages_distributions().get(top, [])
+        versions = {name: importlib.metadata.version(name) for name in sorted(set(dists))}
+        return {"source": spec, "distributions": versions}
+    if Path(spec).expanduser().exists():
+        return {"source": spec, "folder": path_fingerprint(spec, cache)}
+    # A hub id: the id is all there is to know offline; downloads are cached by huggingface_hub.
+    return {"source": spec}
+
+
+def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """One fingerprint per stage, of every file or folder that stage reads because params.yaml names it."""
+    cache = {} if cache is None else cache
+    p = params.prepare
+
+    def each(paths: list[str]) -> list[dict[str, Any] | None]:
+        return [path_fingerprint(x, cache) for x in paths]
+
+    return {
+        "model": source_fingerprint(params.model.source, cache),
+        "prepare": {
+            key: path_fingerprint(getattr(p, key), cache)
+            for key in ("input", "train_file", "validation_file", "test_file")
+        },
+        "extract": {
+            "vector_files": each(params.extract.vector_files),
+            "extra_words": each(params.extract.extra_words),
+        },
+        "evaluate": {
+            "similarity_files": each(params.evaluate.similarity_files),
+            "analogy_files": each(params.evaluate.analogy_files),
+        },
+    }
+
+
+def load_cache(path: Path) -> dict[str, Any]:
+    """The hash cache of an earlier run, or an empty one when missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def prune_cache(cache: dict[str, Any]) -> dict[str, Any]:
+    """Drop entries of files that no longer exist, so the cache does not grow without bound."""
+    return {k: v for k, v in cache.items() if os.path.exists(k)}

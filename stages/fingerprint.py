@@ -1,0 +1,27 @@
+"""DVC stage `fingerprint` (always runs): what params.yaml names -> fingerprints/<stage>.json.
+
+Each stage depends on its own fingerprint file, so editing any file it reads (wherever it lives), or
+installing another version of a `pkg:` model, reruns that stage and only that stage.
+"""
+
+from pathlib import Path
+
+from embedforge.core.files import write_json
+from embedforge.core.fingerprint import load_cache, prune_cache, stage_fingerprints
+from embedforge.core.params import load_params
+from embedforge.core.stage import run_stage
+
+OUT = Path("fingerprints")
+# file hashes keyed by (size, mtime, inode), so an unchanged multi-GB vector file is not read again
+CACHE = Path(".cache/embedforge/fingerprint-md5.json")
+
+
+def main() -> None:
+    cache = load_cache(CACHE)
+    for stage, fingerprint in stage_fingerprints(load_params(), cache).items():
+        write_json(OUT / f"{stage}.json", fingerprint)
+    write_json(CACHE, prune_cache(cache))
+
+
+if __name__ == "__main__":
+    run_stage(main)
