@@ -103,7 +103,8 @@ def read_analogies(path: str | Path, lowercase: bool = False) -> list[Analogy]:
         words = line.lower().split() if lowercase else line.split()
         if len(words) != 4:
             raise EmbedforgeError(f"{path} line {n}: expected four words 'a b c d', got {line[:60]!r}")
-        questions.append(Analogy(*words, section=section))
+        a, b, c, d = words
+        questions.append(Analogy(a, b, c, d, section))
     if not questions:
         raise EmbedforgeError(f"{path}: no analogy questions found")
     return questions

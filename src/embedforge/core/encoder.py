@@ -138,7 +138,8 @@ class Encoder:
             raise EmbedforgeError(
                 f"{model_dir}: needs a fast tokenizer (tokenizer.json) to map words to pieces"
             )
-        self.model = load_encoder(model_dir).to(self.device)
+        self.model = load_encoder(model_dir)
+        self.model.to(self.device)  # type: ignore[arg-type]  # transformers wraps .to() in an odd type
         config = self.model.config
         self.depth = int(config.num_hidden_layers)
         self.dim = int(config.hidden_size)
@@ -177,14 +178,14 @@ class Encoder:
             ids = enc["input_ids"][i]
             if len(ids) == self.max_length:
                 self._drop_cut_word(sentence, spans)
-            out.append((ids, [tuple(s) if s else None for s in spans]))
+            out.append((ids, [(s[0], s[1]) if s else None for s in spans]))
         return out
 
     def _drop_cut_word(self, sentence: Sequence[str], spans: list[list[int] | None]) -> None:
         """In a truncated sequence the last word may have lost pieces: it is then no valid context."""
-        last = max((w for w, s in enumerate(spans) if s is not None), default=None)
-        if last is not None:
-            start, end = spans[last]
+        kept = [(w, s) for w, s in enumerate(spans) if s is not None]
+        if kept:
+            last, (start, end) = kept[-1]
             if end - start < len(self.piece_ids([sentence[last]])[0]):
                 spans[last] = None
 
@@ -211,7 +212,7 @@ class Encoder:
         flat = rows[run] * t + starts[run] + offset
         # gather the spans' pieces first: a group average then touches only those rows
         by_layer = {j: states[j].reshape(b * t, d)[flat] for j in sorted({j for g in groups for j in g})}
-        tok = torch.stack([sum(by_layer[j] for j in g) / len(g) for g in groups])
+        tok = torch.stack([sum((by_layer[j] for j in g[1:]), by_layer[g[0]]) / len(g) for g in groups])
         return reduce_pieces(tok, lengths, pooling).cpu()
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import fnmatch
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from embedforge.core.catalog import Catalog, MatrixRecord, vectors_name
-from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth
+from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth, resolve_device
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import ExtractParams
 from embedforge.core.prepared import PreparedData
@@ -72,12 +73,12 @@ def extract_matrices(
     for name in names:
         if name == VECTORS:
             for path in cfg.vector_files:
-                out += _timed(
-                    f"vectors {path}", lambda p=path: [vectors_file(p, words, counts, cfg, encoder)]
-                )
+                with _timed(f"vectors {path}"):
+                    out.append(vectors_file(path, words, counts, cfg, encoder))
         else:
             assert src is not None  # built above for every model strategy
-            out += _timed(f"{name} {source}", lambda n=name: MODEL_STRATEGIES[n](src))
+            with _timed(f"{name} {source}"):
+                out += MODEL_STRATEGIES[name](src)
     steps = describe(cfg.center, cfg.remove_top_pcs, cfg.normalize)
     for matrix in out:
         matrix.wv.weight = postprocess(matrix.wv.weight, cfg.center, cfg.remove_top_pcs, cfg.normalize)
@@ -85,12 +86,12 @@ def extract_matrices(
     return out
 
 
-def _timed(label: str, make: Callable[[], list[Matrix]]) -> list[Matrix]:
-    """make(), logging how long it took."""
+@contextmanager
+def _timed(label: str) -> Iterator[None]:
+    """Log how long the block took."""
     start = time.perf_counter()
-    made = make()
+    yield
     log.info("%s: %.1f s", label, time.perf_counter() - start)
-    return made
 
 
 def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
@@ -140,6 +141,7 @@ def run_extract(
 
     Each source's model is loaded once, on `device`, and freed before the next; `vectors` runs last.
     """
+    resolve_device(device)  # an unknown device fails before any model loads
     dirs = {k: Path(v) for k, v in model_dirs.items()}
     validate(params, dirs)
     vocab = build_vocabulary(prepared, params.extra_words)
