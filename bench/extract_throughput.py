@@ -11,6 +11,7 @@ Writes bench/results/extract_throughput.{md,json}.
 
     python bench/extract_throughput.py                                   # full default run
     python bench/extract_throughput.py --sentences 300 --tutorial-words 100 --words 500   # smoke test
+    python bench/extract_throughput.py --device cuda                     # on a GPU
 """
 
 from __future__ import annotations
@@ -19,21 +20,18 @@ import argparse
 import json
 import platform
 import resource
-import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 from peak import matmul_peak  # bench/peak.py: bench/ is on sys.path when run as a script
 
 from embedforge.core.encoder import Encoder
 from embedforge.core.params import ExtractParams
+from embedforge.core.prepared import PreparedData
+from embedforge.extract import SourcePass, Vocabulary, build_vocabulary, extract_matrices
 from embedforge.extract.aggregate import corpus_pass
-from embedforge.extract.decontext import isolated_vectors
-from embedforge.extract.job import Job
-from embedforge.extract.words import Vocabulary, build_vocabulary
 
 
 class Counting(Encoder):
@@ -56,21 +54,33 @@ class Counting(Encoder):
 def tutorial_seconds_per_word(encoder: Encoder, words: list[str]) -> float:
     """The tutorial: for each word, tokenizer(word) -> model(batch of 1) -> last_hidden_state[0, 0]."""
     rows = []
-    encoder.model(**encoder.tokenizer(words[0], return_tensors="pt"))  # warm-up, as for the stage
-    start = time.perf_counter()
+
+    def forward(word: str) -> torch.Tensor:
+        inputs = encoder.tokenizer(word, return_tensors="pt").to(encoder.device)
+        return encoder.model(**inputs).last_hidden_state[0, 0].cpu()
+
     with torch.no_grad():
+        forward(words[0])  # warm-up, as for the stage
+        start = time.perf_counter()
         for word in words:
-            out = encoder.model(**encoder.tokenizer(word, return_tensors="pt"))
-            rows.append(out.last_hidden_state[0, 0])
+            rows.append(forward(word))
     return (time.perf_counter() - start) / len(words)
 
 
-def corpus_slice(prepared: Path, sentences: int, tmp: Path) -> Path:
-    """The first `sentences` rows of train.parquet (all when 0)."""
-    table = pq.read_table(prepared / "train.parquet", columns=["words"])
-    path = tmp / "train.parquet"
-    pq.write_table(table.slice(0, sentences) if sentences else table, path)
-    return path
+def corpus_slice(prepared: PreparedData, sentences: int) -> tuple[Iterator[list[list[str]]], int]:
+    """The sentence windows of the first `sentences` training rows (all when 0), and their number."""
+    rows = prepared.rows("train")
+    total = min(sentences, rows) if sentences else rows
+
+    def windows() -> Iterator[list[list[str]]]:
+        left = total
+        for window in prepared.sentences("train"):
+            if left <= 0:
+                return
+            yield window[:left]
+            left -= len(window)
+
+    return windows(), total
 
 
 def main() -> None:
@@ -81,37 +91,46 @@ def main() -> None:
     ap.add_argument("--words", type=int, default=0, help="vocabulary words for the word pass (0 = all)")
     ap.add_argument("--tutorial-words", type=int, default=500, help="words timed for the tutorial loop")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:<index> or auto")
+    ap.add_argument("--peak-size", type=int, default=2048, help="matrix size of the matmul-peak probe")
     ap.add_argument("--out", default="bench/results/extract_throughput")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     params = ExtractParams()  # the default run's settings (layers, pooling, budget, extra words)
-    vocab = build_vocabulary(Path(args.prepared) / "vocab.parquet", params.extra_words)
+    prepared = PreparedData(Path(args.prepared))
+    vocab = build_vocabulary(prepared, params.extra_words)
     if args.words:
         vocab = Vocabulary(vocab.words[: args.words], vocab.counts[: args.words])
-    encoder = Counting(args.model)
-    peak = matmul_peak()
-    with tempfile.TemporaryDirectory() as tmp:
-        job = Job(
-            vocab, params, "base", encoder, corpus_slice(Path(args.prepared), args.sentences, Path(tmp))
-        )
-        encoder.reset()
-        start = time.perf_counter()
-        corpus_pass(job)
-        agg_s = time.perf_counter() - start
-        agg = {"tokens": encoder.tokens, "padded": encoder.padded, "flops": encoder.flops}
-        agg["sentences"] = pq.ParquetFile(job.corpus).metadata.num_rows
+    encoder = Counting(args.model, args.device)
+    peak = matmul_peak(args.peak_size)
+    corpus, sentences = corpus_slice(prepared, args.sentences)
+    src = SourcePass(
+        encoder,
+        vocab.words,
+        params,
+        counts=vocab.counts,
+        corpus=corpus,
+        corpus_rows=sentences,
+        progress=False,
+    )
+    encoder.reset()
+    start = time.perf_counter()
+    corpus_pass(src)  # the aggregate strategy's corpus pass alone (no fallback words)
+    agg_s = time.perf_counter() - start
+    agg = {"tokens": encoder.tokens, "padded": encoder.padded, "flops": encoder.flops, "sentences": sentences}
 
     encoder.reset()
     start = time.perf_counter()
-    isolated_vectors(replace(job, cache={}))
+    extract_matrices(encoder, vocab.words, ["cls", "decontext"], params, progress=False)  # one forward
     words_s = time.perf_counter() - start
     sample = vocab.words[:: max(1, len(vocab) // args.tutorial_words)][: args.tutorial_words]
     tutorial_s = tutorial_seconds_per_word(encoder, sample) * len(vocab)
 
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "device": str(encoder.device),
         "model": args.model,
         "matmul_peak_gflops": round(peak, 1),
         "aggregate": {
@@ -136,7 +155,8 @@ def main() -> None:
     a, w = result["aggregate"], result["words"]
     table = "\n".join(
         [
-            f"Machine: {result['machine']}; fp32 matmul peak {peak:.0f} GFLOP/s; model {args.model}.",
+            f"Machine: {result['machine']}, device {result['device']}; fp32 matmul peak {peak:.0f} GFLOP/s "
+            f"(CPU); model {args.model}.",
             "",
             f"Vocabulary: {w['vocabulary']} words (prepared vocabulary + default extra words).",
             "",

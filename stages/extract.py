@@ -1,5 +1,6 @@
 """DVC stage `extract`: base and fine-tuned encoders -> static word-embedding matrices in embeddings/."""
 
+import logging
 from pathlib import Path
 
 from embedforge.core.files import atomic_path
@@ -14,11 +15,12 @@ OUT = "embeddings"
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = load_params().extract
     # the whole folder is replaced only when every matrix is written
     with atomic_path(OUT, is_dir=True) as tmp:
         records = run_extract(params, prepared=PREPARED, model_dirs=MODELS, out_dir=tmp)
-    print(f"extract: {len(records)} matrices of {records[0]['words']} words -> {OUT}/")
+    print(f"extract: {len(records)} matrices of {records[0].words} words -> {OUT}/")
 
 
 if __name__ == "__main__":

@@ -94,3 +94,50 @@ def run_stage(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
         return code, capsys.readouterr().err
 
     return _run
+
+
+def build_tiny_bpe_model(out: Path, texts: list[str], layers: int = 2, hidden: int = 32) -> Path:
+    """Save a randomly initialised tiny RoBERTa with a byte-level BPE tokenizer trained on `texts`.
+
+    Not WordPiece: words get a leading `Ġ` piece (add_prefix_space, as pre-split input needs) and
+    Chinese characters split into byte pieces unless merged.
+    """
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    out.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer(add_prefix_space=True)
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe.train_from_iterator(
+        texts, vocab_size=400, min_frequency=2, special_tokens=specials, show_progress=False
+    )
+    bpe.save_model(str(out))  # vocab.json + merges.txt
+    tokenizer = RobertaTokenizerFast(
+        vocab=str(out / "vocab.json"),
+        merges=str(out / "merges.txt"),
+        add_prefix_space=True,
+        model_max_length=160,
+    )
+    tokenizer.save_pretrained(out)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=160 + 2,  # RoBERTa positions start after the padding index
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    RobertaModel(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bpe_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a tiny RoBERTa (2 layers, hidden 32) and a byte-level BPE fast tokenizer."""
+    texts = pd.read_csv(REVIEWS)["review"].astype(str).tolist()
+    return build_tiny_bpe_model(tmp_path_factory.mktemp("tiny-bpe"), texts)

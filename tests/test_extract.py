@@ -1,9 +1,13 @@
-"""The extract stage: strategies on the tiny model vs. direct computation, outputs, and bad input."""
+"""The extract stage: strategies on tiny models vs. direct computation, outputs, and bad input.
+
+Every run extracts `base` from a tiny WordPiece BERT and `finetuned` from a tiny byte-level BPE
+RoBERTa, so each comparison with a plain forward pass runs once per tokenizer kind.
+"""
 
 from __future__ import annotations
 
-import collections
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -16,63 +20,60 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from embedforge import load_embedding
+from embedforge.core.benchmarks import benchmark_words, read_pairs
 from embedforge.core.embedding import WordVectors
-from embedforge.core.encoder import MAX_PADDING, reduce_pieces, token_batches
+from embedforge.core.encoder import MAX_PADDING, Encoder, reduce_pieces, token_batches
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import ExtractParams
 from embedforge.core.prepared import PreparedData
-from embedforge.extract import STRATEGIES, read_word_list, run_extract
+from embedforge.extract import STRATEGIES, build_vocabulary, extract_matrices, run_extract
 from embedforge.extract.postprocess import postprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA_WORD = "饭菜很香"  # absent from the fixture corpus as one segmented word
 BASE = ExtractParams(extra_words=[], max_contexts=3)
+SOURCES = ("base", "finetuned")  # base: WordPiece BERT; finetuned: byte-level BPE RoBERTa
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory, reviews_csv: Path) -> Path:
-    """A small prepared dir with the contract's columns: train.parquet (text, words), vocab.parquet."""
-    from embedforge.prepare.segment import segment
-
-    out = tmp_path_factory.mktemp("prepared")
-    texts = pd.read_csv(reviews_csv)["review"].astype(str).tolist()
-    words = segment(texts, "zh")
-    pd.DataFrame({"text": texts, "words": words}).to_parquet(out / "train.parquet")
-    counts = collections.Counter(w for s in words for w in s)
-    vocab = [(w, c) for w, c in counts.most_common() if c >= 2]
-    pd.DataFrame({"word": [w for w, _ in vocab], "count": [c for _, c in vocab]}).to_parquet(
-        out / "vocab.parquet"
-    )
-    (out / "extra.txt").write_text(f"{EXTRA_WORD}\n好吃\n", encoding="utf-8")
-    return out
+def models(tiny_model_dir: Path, tiny_bpe_model_dir: Path) -> dict[str, Path]:
+    return {"base": tiny_model_dir, "finetuned": tiny_bpe_model_dir}
 
 
-def extract(params: ExtractParams, prepared: Path, model: Path, out: Path) -> list[dict]:
+@pytest.fixture(scope="module")
+def extra_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A word list with a word the corpus lacks and one it has."""
+    path = tmp_path_factory.mktemp("words") / "extra.txt"
+    path.write_text(f"{EXTRA_WORD}\n好吃\n", encoding="utf-8")
+    return path
+
+
+def extract(params: ExtractParams, prepared: Path, models: dict[str, Path], out: Path) -> list:
     return run_extract(
-        params,
-        prepared=PreparedData(prepared),
-        model_dirs={"base": model, "finetuned": model},
-        out_dir=out,
-        progress=False,
+        params, prepared=PreparedData(prepared), model_dirs=models, out_dir=out, progress=False
     )
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory, prepared: Path, tiny_model_dir: Path) -> Path:
+def default_run(
+    tmp_path_factory: pytest.TempPathFactory, prepared_dir: Path, models: dict[str, Path], extra_file: Path
+) -> Path:
     """The default strategies, both sources, every layer, plus an extra-words file."""
     out = tmp_path_factory.mktemp("embeddings")
-    extract(replace(BASE, extra_words=[str(prepared / "extra.txt")]), prepared, tiny_model_dir, out)
+    extract(replace(BASE, extra_words=[str(extra_file)]), prepared_dir, models, out)
     return out
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model_dir: Path):  # noqa: ANN201
-    return AutoModel.from_pretrained(tiny_model_dir).eval(), AutoTokenizer.from_pretrained(tiny_model_dir)
+def nets(models: dict[str, Path]) -> dict[str, tuple]:
+    """Each source's model and tokenizer, loaded the plain transformers way."""
+    return {
+        s: (AutoModel.from_pretrained(d).eval(), AutoTokenizer.from_pretrained(d)) for s, d in models.items()
+    }
 
 
-def alone_states(model, word: str) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
-    """hidden_states of `[CLS] word [SEP]`, computed the plain way (batch 1)."""
-    net, tok = model
+def alone_states(net, tok, word: str) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+    """hidden_states of `[CLS] word [SEP]` (`<s> word </s>`), computed the plain way (batch 1)."""
     with torch.no_grad():
         return net(**tok(word, return_tensors="pt"), output_hidden_states=True).hidden_states
 
@@ -80,7 +81,7 @@ def alone_states(model, word: str) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
 def test_default_run_writes_every_strategy_source_and_layer(default_run: Path) -> None:
     index = json.loads((default_run / "index.json").read_text(encoding="utf-8"))
     names = {m["name"] for m in index["matrices"]}
-    for source in ("base", "finetuned"):
+    for source in SOURCES:
         assert {f"cls_{source}", f"input_{source}"} <= names
         assert {f"{s}_{source}_L{i}" for s in ("decontext", "aggregate") for i in range(3)} <= names
     assert len(names) == 2 * (2 + 3 + 3)
@@ -91,19 +92,20 @@ def test_default_run_writes_every_strategy_source_and_layer(default_run: Path) -
     assert list(info.columns) == ["word", "count", "method", "contexts"]
 
 
+@pytest.mark.parametrize("source", SOURCES)
 def test_load_embedding_aggregate_row_equals_direct_computation(
-    default_run: Path, prepared: Path, model
-) -> None:  # noqa: ANN001
-    emb, vocab = load_embedding(default_run / "aggregate_base_L1")
-    corpus_vocab = pd.read_parquet(prepared / "vocab.parquet")["word"].tolist()
+    default_run: Path, prepared_dir: Path, nets: dict, source: str
+) -> None:
+    emb, vocab = load_embedding(default_run / f"aggregate_{source}_L1")
+    corpus_vocab = PreparedData(prepared_dir).vocab()["word"].tolist()
     assert isinstance(emb, torch.nn.Embedding)
     assert vocab.words == corpus_vocab + [EXTRA_WORD]  # 好吃 is already in the corpus vocabulary
     assert tuple(emb.weight.shape) == (len(corpus_vocab) + 2, 32)  # + the unknown-word row
     word = "好吃"
     # direct: every sentence containing the word, encoded alone, pieces of its first occurrence pooled
-    net, tok = model
+    net, tok = nets[source]
     vectors = []
-    for words in pd.read_parquet(prepared / "train.parquet")["words"]:
+    for words in PreparedData(prepared_dir).split("train", ["words"])["words"]:
         words = list(words)
         if word not in words or len(vectors) == BASE.max_contexts:
             continue
@@ -118,25 +120,27 @@ def test_load_embedding_aggregate_row_equals_direct_computation(
     assert info["method"] == "aggregate" and info["contexts"] == len(vectors) == BASE.max_contexts
 
 
-def test_isolated_strategies_equal_direct_computation(default_run: Path, model) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("source", SOURCES)
+def test_isolated_strategies_equal_direct_computation(default_run: Path, nets: dict, source: str) -> None:
     word = "好吃"
-    states = alone_states(model, word)
-    net, tok = model
+    net, tok = nets[source]
+    states = alone_states(net, tok, word)
     pieces = tok(word, add_special_tokens=False)["input_ids"]
     expected = {
-        "cls_base": states[-1][0, 0],
-        "decontext_base_L0": states[0][0, 1:-1].mean(0),
-        "decontext_finetuned_L2": states[2][0, 1:-1].mean(0),
-        "input_base": net.get_input_embeddings().weight[pieces].mean(0),
+        f"cls_{source}": states[-1][0, 0],
+        f"decontext_{source}_L0": states[0][0, 1:-1].mean(0),
+        f"decontext_{source}_L2": states[2][0, 1:-1].mean(0),
+        f"input_{source}": net.get_input_embeddings().weight[pieces].mean(0),
     }
     for name, vector in expected.items():
         wv = WordVectors.load(default_run / name)
         torch.testing.assert_close(wv.weight[wv.index[word]], vector.detach(), atol=1e-5, rtol=1e-4)
 
 
-def test_words_without_context_fall_back_to_decontext(default_run: Path) -> None:
-    agg = WordVectors.load(default_run / "aggregate_base_L2")
-    dec = WordVectors.load(default_run / "decontext_base_L2")
+@pytest.mark.parametrize("source", SOURCES)
+def test_words_without_context_fall_back_to_decontext(default_run: Path, source: str) -> None:
+    agg = WordVectors.load(default_run / f"aggregate_{source}_L2")
+    dec = WordVectors.load(default_run / f"decontext_{source}_L2")
     row = agg.index[EXTRA_WORD]
     assert agg.info["method"][row] == "fallback:decontext" and agg.info["contexts"][row] == 0
     assert agg.info["count"][row] == 0
@@ -144,28 +148,115 @@ def test_words_without_context_fall_back_to_decontext(default_run: Path) -> None
     assert (agg.info["contexts"] <= BASE.max_contexts).all()
 
 
+@pytest.mark.parametrize("source", SOURCES)
 def test_layer_average_small_budget_and_max_pooling(
-    tmp_path: Path, default_run: Path, prepared: Path, tiny_model_dir: Path, model
-) -> None:  # noqa: ANN001
+    tmp_path: Path, default_run: Path, prepared_dir: Path, models: dict, nets: dict, source: str
+) -> None:
     params = replace(
-        BASE, strategies=["decontext", "aggregate"], sources=["base"], layers=[1, 2], token_budget=64
+        BASE, strategies=["decontext", "aggregate"], sources=[source], layers=[1, 2], token_budget=64
     )
-    records = extract(params, prepared, tiny_model_dir, tmp_path / "mean")
-    assert [r["name"] for r in records] == ["decontext_base_L1_2", "aggregate_base_L1_2"]
-    assert records[0]["layer"] == [1, 2]
+    records = extract(params, prepared_dir, models, tmp_path / "mean")
+    assert [r.name for r in records] == [f"decontext_{source}_L1_2", f"aggregate_{source}_L1_2"]
+    assert records[0].layer == [1, 2]
     # mean pooling commutes with layer averaging; a 64-token budget must not change any row
-    averaged = WordVectors.load(tmp_path / "mean" / "aggregate_base_L1_2").weight
-    per_layer = [WordVectors.load(default_run / f"aggregate_base_L{i}").weight for i in (1, 2)]
+    averaged = WordVectors.load(tmp_path / "mean" / f"aggregate_{source}_L1_2").weight
+    per_layer = [WordVectors.load(default_run / f"aggregate_{source}_L{i}").weight for i in (1, 2)]
     expected = (per_layer[0] + per_layer[1])[: len(averaged)] / 2  # the default run has one extra word
     torch.testing.assert_close(averaged, expected, atol=1e-5, rtol=1e-4)
 
-    extract(
-        replace(params, strategies=["decontext"], pooling="max"), prepared, tiny_model_dir, tmp_path / "max"
-    )
-    wv = WordVectors.load(tmp_path / "max" / "decontext_base_L1_2")
-    states = alone_states(model, "好吃")
+    maxed = replace(params, strategies=["decontext"], pooling="max", token_budget=BASE.token_budget)
+    extract(maxed, prepared_dir, models, tmp_path / "max")
+    wv = WordVectors.load(tmp_path / "max" / f"decontext_{source}_L1_2")
+    states = alone_states(*nets[source], "好吃")
     expected = ((states[1] + states[2]) / 2)[0, 1:-1].max(0).values
     torch.testing.assert_close(wv.weight[wv.index["好吃"]], expected, atol=1e-5, rtol=1e-4)
+
+
+def test_extract_matrices_in_memory_equals_the_stage_files(
+    default_run: Path, prepared_dir: Path, models: dict, extra_file: Path
+) -> None:
+    data = PreparedData(prepared_dir)
+    vocab = build_vocabulary(data, [extra_file])
+    matrices = extract_matrices(
+        models["finetuned"],  # a model folder; a loaded Encoder works too
+        vocab.words,
+        ["aggregate", "cls"],
+        BASE,
+        counts=vocab.counts,
+        corpus=data.sentences("train"),
+        source="finetuned",
+        progress=False,
+    )
+    assert [m.name for m in matrices] == [f"aggregate_finetuned_L{i}" for i in range(3)] + ["cls_finetuned"]
+    for m in matrices:
+        saved = WordVectors.load(default_run / m.name)
+        assert torch.equal(m.wv.weight, saved.weight) and m.wv.words == saved.words
+        pd.testing.assert_frame_equal(m.wv.info, saved.info)
+    assert matrices[-1].record().layer == 2 and matrices[0].record().pooling == "mean"
+
+
+def test_aggregate_without_corpus_and_model_strategy_without_encoder_are_errors(models: dict) -> None:
+    with pytest.raises(EmbedforgeError, match="'aggregate' needs a corpus"):
+        extract_matrices(models["base"], ["好吃"], ["aggregate"], BASE, progress=False)
+    with pytest.raises(EmbedforgeError, match="strategy 'cls' needs an encoder"):
+        extract_matrices(None, ["好吃"], ["cls"], BASE)
+
+
+@pytest.mark.parametrize(
+    ("strategies", "encoded"),
+    [
+        (["cls", "decontext", "aggregate"], "all"),  # one decontext pass serves all three
+        (["aggregate"], "missing"),  # alone, aggregate encodes only its fallback words
+    ],
+)
+def test_the_decontext_pass_runs_once_per_source(
+    monkeypatch: pytest.MonkeyPatch, prepared_dir: Path, models: dict, strategies: list[str], encoded: str
+) -> None:
+    import embedforge.extract.source as source_module
+
+    calls: list[list[str]] = []
+    real = source_module.encode_alone
+
+    def spy(encoder, words, *args):  # noqa: ANN001, ANN002, ANN202
+        calls.append(list(words))
+        return real(encoder, words, *args)
+
+    monkeypatch.setattr(source_module, "encode_alone", spy)
+    data = PreparedData(prepared_dir)
+    words = data.vocab()["word"].tolist() + [EXTRA_WORD]
+    extract_matrices(
+        Encoder(models["base"]), words, strategies, BASE, corpus=data.sentences("train"), progress=False
+    )
+    assert calls == [words if encoded == "all" else [EXTRA_WORD]]
+
+
+def test_device_cpu_and_auto_give_identical_matrices_and_unknown_device_is_an_error(
+    tmp_path: Path, prepared_dir: Path, models: dict
+) -> None:
+    words = PreparedData(prepared_dir).vocab()["word"].tolist()[:40]
+    runs = {
+        device: extract_matrices(models["base"], words, ["decontext", "input"], BASE, device=device)
+        for device in ("cpu", "auto")
+    }
+    assert Encoder(models["base"], device="auto").device.type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    for cpu, auto in zip(runs["cpu"], runs["auto"], strict=True):
+        assert cpu.name == auto.name and torch.equal(cpu.wv.weight, auto.wv.weight)
+        assert auto.wv.weight.device.type == "cpu"  # matrices always come back on the CPU
+    for device, message in [("tpu", "device = 'tpu'; expected 'cpu', 'cuda'"), ("cuda:99", "CUDA device")]:
+        with pytest.raises(EmbedforgeError, match=message) as err:
+            Encoder(models["base"], device=device)
+        assert "\n" not in str(err.value)
+
+
+def test_driver_logs_timings_instead_of_printing(
+    tmp_path: Path, prepared_dir: Path, models: dict, caplog: pytest.LogCaptureFixture, capsys
+) -> None:  # noqa: ANN001
+    with caplog.at_level(logging.INFO, logger="embedforge.extract"):
+        extract(replace(BASE, strategies=["input"], sources=["base"]), prepared_dir, models, tmp_path)
+    assert capsys.readouterr().out == ""
+    assert any(r.getMessage().startswith("input base: ") for r in caplog.records)
 
 
 def test_reduce_pieces_first_last_mean_max() -> None:
@@ -202,10 +293,8 @@ def test_postprocess_center_top_pcs_and_normalize() -> None:
     torch.testing.assert_close(normed.norm(dim=1), torch.ones(50))
 
 
-def test_vectors_strategy_postprocess_and_exports(
-    tmp_path: Path, prepared: Path, tiny_model_dir: Path
-) -> None:
-    vocab = pd.read_parquet(prepared / "vocab.parquet")["word"].tolist()
+def test_vectors_strategy_postprocess_and_exports(tmp_path: Path, prepared_dir: Path, models: dict) -> None:
+    vocab = PreparedData(prepared_dir).vocab()["word"].tolist()
     covered = {w: torch.randn(32) for w in vocab[:5]}
     src = WordVectors(list(covered), torch.stack(list(covered.values())))
     src.save_word2vec(tmp_path / "my.vectors.txt")
@@ -220,9 +309,9 @@ def test_vectors_strategy_postprocess_and_exports(
         export_projector=["input_base"],
     )
     out = tmp_path / "emb"
-    records = extract(params, prepared, tiny_model_dir, out)
-    assert {r["name"] for r in records} == {"vectors_my_vectors", "input_base"}
-    assert all(r["postprocess"] == "l2" for r in records)
+    records = extract(params, prepared_dir, models, out)
+    assert {r.name for r in records} == {"vectors_my_vectors", "input_base"}
+    assert all(r.postprocess == "l2" for r in records)
     vec, inp = WordVectors.load(out / "vectors_my_vectors"), WordVectors.load(out / "input_base")
     first = torch.nn.functional.normalize(covered[vocab[0]], dim=0)
     torch.testing.assert_close(vec.weight[0], first, atol=1e-5, rtol=1e-4)
@@ -233,15 +322,37 @@ def test_vectors_strategy_postprocess_and_exports(
 
 
 def test_extra_word_files_of_every_kind(tmp_path: Path) -> None:
-    (tmp_path / "sim.tsv").write_text("word1\tword2\tscore\n老虎\t猫\t7.35\n", encoding="utf-8")
+    (tmp_path / "sim.tsv").write_text("老虎\t猫\t7.35\nBig\tHouse\t3\n", encoding="utf-8")
     (tmp_path / "analogy.txt").write_text(": capital\n雅典 希腊 北京 中国\n", encoding="utf-8")
-    (tmp_path / "plain.txt").write_text("好吃\n\n味道\n", encoding="utf-8")
-    assert read_word_list(tmp_path / "sim.tsv") == ["老虎", "猫"]
-    assert read_word_list(tmp_path / "analogy.txt") == ["雅典", "希腊", "北京", "中国"]
-    assert read_word_list(tmp_path / "plain.txt") == ["好吃", "味道"]
+    (tmp_path / "bare.txt").write_text("雅典 希腊 北京 中国\n", encoding="utf-8")  # no section line
+    (tmp_path / "plain.txt").write_text("好吃\n\nZebra\n", encoding="utf-8")
+    assert benchmark_words(tmp_path / "sim.tsv") == ["老虎", "猫", "Big", "House"]
+    assert benchmark_words(tmp_path / "sim.tsv", lowercase=True) == ["老虎", "猫", "big", "house"]
+    assert benchmark_words(tmp_path / "analogy.txt") == ["雅典", "希腊", "北京", "中国"]
+    assert benchmark_words(tmp_path / "bare.txt") == ["雅典", "希腊", "北京", "中国"]
+    assert benchmark_words(tmp_path / "plain.txt", lowercase=True) == ["好吃", "zebra"]
+    (tmp_path / "two.txt").write_text("好吃\n很 好吃\n", encoding="utf-8")
+    with pytest.raises(EmbedforgeError, match="two.txt line 2: expected one word per line"):
+        benchmark_words(tmp_path / "two.txt")
     for path in ExtractParams().extra_words:  # the default run's benchmark files
-        words = read_word_list(ROOT / path)
+        words = benchmark_words(ROOT / path)
         assert words and not any(w.replace(".", "").isdigit() for w in words)
+
+
+def test_a_header_row_is_read_the_same_by_extract_and_evaluate(tmp_path: Path, prepared_dir: Path) -> None:
+    path = tmp_path / "sim.tsv"
+    path.write_text("word1\tword2\tscore\n老虎\tCat\t7.35\n", encoding="utf-8")
+    pairs = read_pairs(path, lowercase=True)  # evaluate's reader
+    assert [(p.word1, p.word2, p.line) for p in pairs] == [("老虎", "cat", 2)]
+    vocab = build_vocabulary(PreparedData(prepared_dir), [path])  # extract's reader
+    corpus = set(PreparedData(prepared_dir).vocab()["word"])
+    added = vocab.words[len(corpus) :]
+    assert added == [w for w in ("老虎", "cat") if w not in corpus] and "word1" not in vocab.words
+    # a non-numeric score after the first row is an error in both
+    path.write_text("老虎\tcat\t7.35\nword1\tword2\tscore\n", encoding="utf-8")
+    for read in (read_pairs, lambda p: build_vocabulary(PreparedData(prepared_dir), [p])):
+        with pytest.raises(EmbedforgeError, match="sim.tsv line 2: score 'score' is not a number"):
+            read(path)
 
 
 def _no_weights(tmp_path: Path, model: Path) -> Path:
@@ -260,20 +371,22 @@ def _no_weights(tmp_path: Path, model: Path) -> Path:
         (dict(extra_words=["latin1.txt"]), "latin1.txt: not UTF-8 text"),
         (dict(vocab="empty"), "vocabulary is empty"),
         (dict(model="no-weights"), "no-weights: model folder has no weights"),
+        (dict(device="gpu"), "device = 'gpu'; expected 'cpu', 'cuda', 'cuda:<index>' or 'auto'"),
     ],
 )
 def test_bad_input_one_line_error_and_no_output(
-    tmp_path: Path, prepared: Path, tiny_model_dir: Path, change: dict, message: str
+    tmp_path: Path, prepared_dir: Path, tiny_model_dir: Path, change: dict, message: str
 ) -> None:
     (tmp_path / "latin1.txt").write_bytes("café\n".encode("latin-1"))
-    root = prepared
+    root = prepared_dir
     if change.pop("vocab", None):
         root = tmp_path / "prepared"
-        shutil.copytree(prepared, root)
+        shutil.copytree(prepared_dir, root)
         pd.DataFrame({"word": pd.Series([], dtype=str), "count": pd.Series([], dtype="int64")}).to_parquet(
             root / "vocab.parquet"
         )
     model = _no_weights(tmp_path, tiny_model_dir) if change.pop("model", None) else tiny_model_dir
+    device = change.pop("device", "cpu")
     change = {k: [str(tmp_path / f) for f in v] if k == "extra_words" else v for k, v in change.items()}
     with pytest.raises(EmbedforgeError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
         run_extract(
@@ -282,6 +395,7 @@ def test_bad_input_one_line_error_and_no_output(
             model_dirs={"base": model, "finetuned": model},
             out_dir=tmp_path / "out",
             progress=False,
+            device=device,
         )
     assert "\n" not in str(err.value)
     assert not (tmp_path / "out").exists()
@@ -303,11 +417,11 @@ def _project(tmp_path: Path, prepared: Path, model: Path, extract_yaml: str) -> 
 
 
 def test_stage_script_runs_and_reports_bad_input(
-    tmp_path: Path, prepared: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, prepared_dir: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import runpy
 
-    project = _project(tmp_path, prepared, tiny_model_dir, "  strategies: [input]\n  extra_words: []\n")
+    project = _project(tmp_path, prepared_dir, tiny_model_dir, "  strategies: [input]\n  extra_words: []\n")
     monkeypatch.chdir(project)
     runpy.run_path(str(ROOT / "stages" / "extract.py"), run_name="__main__")
     index = json.loads((project / "embeddings" / "index.json").read_text(encoding="utf-8"))
@@ -322,21 +436,18 @@ def test_stage_script_runs_and_reports_bad_input(
     assert (project / "embeddings" / "index.json").is_file()  # the previous output is left intact
 
 
+@pytest.mark.parametrize("source", SOURCES)
 def test_aggregate_alone_encodes_fallback_words_itself(
-    tmp_path: Path, default_run: Path, prepared: Path, tiny_model_dir: Path
+    tmp_path: Path, default_run: Path, prepared_dir: Path, models: dict, extra_file: Path, source: str
 ) -> None:
-    params = replace(
-        BASE, strategies=["aggregate"], sources=["base"], extra_words=[str(prepared / "extra.txt")]
-    )
-    extract(params, prepared, tiny_model_dir, tmp_path)
-    alone = WordVectors.load(tmp_path / "aggregate_base_L2")
-    torch.testing.assert_close(alone.weight, WordVectors.load(default_run / "aggregate_base_L2").weight)
+    params = replace(BASE, strategies=["aggregate"], sources=[source], extra_words=[str(extra_file)])
+    extract(params, prepared_dir, models, tmp_path)
+    alone = WordVectors.load(tmp_path / f"aggregate_{source}_L2")
+    torch.testing.assert_close(alone.weight, WordVectors.load(default_run / f"aggregate_{source}_L2").weight)
 
 
 def test_finetuned_classifier_folder_loads_its_encoder(tmp_path: Path, tiny_model_dir: Path) -> None:
     from transformers import AutoTokenizer, BertForSequenceClassification
-
-    from embedforge.core.encoder import Encoder
 
     clf = BertForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
     with torch.no_grad():
@@ -350,25 +461,27 @@ def test_finetuned_classifier_folder_loads_its_encoder(tmp_path: Path, tiny_mode
     )
 
 
-def test_word_cut_by_truncation_is_not_a_context(tiny_model_dir: Path) -> None:
-    from embedforge.core.encoder import Encoder
-
-    enc = Encoder(tiny_model_dir)
-    enc.max_length = 4  # [CLS] 很 好 [SEP]: 好吃 loses its second piece
-    (ids, spans), (_, whole) = enc.encode([["很", "好吃"], ["很", "好"]])
-    assert len(ids) == 4 and spans == [(1, 2), None]
-    assert whole == [(1, 2), (2, 3)]  # a word that fits entirely is kept, even in a full-length sequence
+@pytest.mark.parametrize("source", SOURCES)
+def test_word_cut_by_truncation_is_not_a_context(models: dict, source: str) -> None:
+    enc = Encoder(models[source])
+    (ids, spans), (full, whole) = enc.encode([["很", "好吃"], ["很", "好"]])
+    assert len(enc.piece_ids(["好吃"])[0]) >= 2  # so truncation can cut it
+    enc.max_length = len(ids) - 1  # the last piece of 好吃 no longer fits
+    (cut_ids, cut_spans), _ = enc.encode([["很", "好吃"], ["很", "好"]])
+    assert len(cut_ids) == enc.max_length and cut_spans == [spans[0], None]
+    enc.max_length = len(full)  # exactly full
+    assert enc.encode([["很", "好"]])[0][1] == whole  # a word that fits entirely is kept
 
 
 def test_aggregate_marks_words_without_pieces_as_empty(
-    tmp_path: Path, prepared: Path, tiny_model_dir: Path
+    tmp_path: Path, prepared_dir: Path, models: dict
 ) -> None:
     extra = tmp_path / "extra.txt"
-    extra.write_text("\u200b\n", encoding="utf-8")  # the tokenizer gives this word no piece at all
+    extra.write_text("\u200b\n", encoding="utf-8")  # WordPiece gives this word no piece at all
     params = replace(
         BASE, strategies=["aggregate"], sources=["base"], layers="last", extra_words=[str(extra)]
     )
-    extract(params, prepared, tiny_model_dir, tmp_path / "out")
+    extract(params, prepared_dir, models, tmp_path / "out")
     wv = WordVectors.load(tmp_path / "out" / "aggregate_base_L2")
     row = wv.index["\u200b"]
     assert wv.info["method"][row] == "empty"

@@ -1,4 +1,16 @@
-"""Readers for the intrinsic benchmarks: word-similarity pairs and word2vec-format analogies."""
+"""Readers for the intrinsic benchmarks and word lists; `evaluate` and `extract` both read through them.
+
+Formats (UTF-8, a BOM is ignored, blank lines are skipped everywhere):
+  similarity  `word1<TAB>word2<TAB>score`; the first row is a header, and skipped, when its score field is
+              not a number at all (`word1<TAB>word2<TAB>score`); on any other row, or a first row scored
+              `nan`/`inf`, a bad score is an error naming the line.
+  analogy     word2vec format: `: section` lines, then `a b c d` questions (d is the answer).
+  word list   one word per line.
+`benchmark_words` tells the three apart by the first non-blank line: a tab means similarity; a leading `:`
+or four space-separated words mean analogy; anything else is a word list. Words are kept as written
+unless `lowercase` is set; `extract` always sets it (the prepared vocabulary is lower-cased), `evaluate`
+when `evaluate.lowercase` is true.
+"""
 
 from __future__ import annotations
 
@@ -40,18 +52,31 @@ def _lines(path: Path) -> list[tuple[int, str]]:
     if not path.is_file():
         raise EmbedforgeError(f"{path}: benchmark file not found")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise EmbedforgeError(f"{path}: not UTF-8 text") from None
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise EmbedforgeError(f"{path}: not UTF-8 text (bad byte at offset {err.start})") from None
     return [(n, line.rstrip("\r\n")) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_pairs(path: str | Path, lowercase: bool = False) -> list[Pair]:
-    """Read `word1<TAB>word2<TAB>score` rows; a malformed row or score is an error naming the line."""
+    """Read `word1<TAB>word2<TAB>score` rows (after an optional header, see the module docstring).
+
+    A malformed row or score is an error naming the line.
+    """
     path = Path(path)
     pairs = []
-    for n, line in _lines(path):
+    for i, (n, line) in enumerate(_lines(path)):
         fields = [f.strip() for f in line.split("\t")]
+        if i == 0 and len(fields) == 3 and not _is_number(fields[2]):
+            continue  # a header such as `word1<TAB>word2<TAB>score`
         if len(fields) != 3 or not fields[0] or not fields[1]:
             raise EmbedforgeError(f"{path} line {n}: expected word1<TAB>word2<TAB>score, got {line[:60]!r}")
         try:
@@ -78,7 +103,32 @@ def read_analogies(path: str | Path, lowercase: bool = False) -> list[Analogy]:
         words = line.lower().split() if lowercase else line.split()
         if len(words) != 4:
             raise EmbedforgeError(f"{path} line {n}: expected four words 'a b c d', got {line[:60]!r}")
-        questions.append(Analogy(*words, section=section))
+        a, b, c, d = words
+        questions.append(Analogy(a, b, c, d, section))
     if not questions:
         raise EmbedforgeError(f"{path}: no analogy questions found")
     return questions
+
+
+def read_word_list(path: str | Path, lowercase: bool = False) -> list[str]:
+    """Read a word list, one word per line; a line holding spaces is an error naming the line."""
+    path = Path(path)
+    words = []
+    for n, line in _lines(path):
+        word = line.strip()
+        if len(word.split()) != 1:
+            raise EmbedforgeError(f"{path} line {n}: expected one word per line, got {line[:60]!r}")
+        words.append(word.lower() if lowercase else word)
+    return words
+
+
+def benchmark_words(path: str | Path, lowercase: bool = False) -> list[str]:
+    """Every word of a similarity, analogy or word-list file, in file order (format: module docstring)."""
+    path = Path(path)
+    lines = _lines(path)
+    first = lines[0][1] if lines else ""
+    if "\t" in first:
+        return [w for p in read_pairs(path, lowercase) for w in (p.word1, p.word2)]
+    if first.startswith(":") or len(first.split()) == 4:
+        return [w for q in read_analogies(path, lowercase) for w in (q.a, q.b, q.c, q.d)]
+    return read_word_list(path, lowercase)

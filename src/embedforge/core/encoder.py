@@ -2,6 +2,9 @@
 
 Layer convention: an index into `hidden_states` — 0 is the embedding output (after position embeddings
 and LayerNorm), `num_hidden_layers` is the last transformer layer; "last" means that last layer.
+
+Device: an `Encoder` runs its model on the device it was given; batches move there, and pooled vectors
+and the input table come back on the CPU, so everything built from them (sums, matrices) stays there.
 """
 
 from __future__ import annotations
@@ -53,20 +56,34 @@ def layer_groups(spec: Any, depth: int, where: str = "") -> Groups:
     return [(one(spec),)]
 
 
-def group_label(group: tuple[int, ...]) -> int | list[int]:
-    """A group as it appears in index.json: an int for one layer, the list for an average."""
-    return group[0] if len(group) == 1 else list(group)
+def resolve_device(spec: str) -> torch.device:
+    """`cpu`, `cuda`, `cuda:<index>`, or `auto` (cuda when available, else cpu) -> a usable device."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise EmbedforgeError(f"device = {spec!r}; expected 'cpu', 'cuda', 'cuda:<index>' or 'auto'")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise EmbedforgeError(
+            f"device = {spec!r}, but this machine has {torch.cuda.device_count()} CUDA device(s); "
+            "expected 'cpu' or 'auto'"
+        )
+    return device
 
 
 def reduce_pieces(tok: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
     """Pool contiguous runs of pieces: tok [G, total, d] with run i of `lengths[i]` rows -> [G, n, d]."""
     n = len(lengths)
+    lengths = lengths.to(tok.device)
     starts = torch.cumsum(lengths, 0) - lengths
     if pooling == "first":
         return tok[:, starts]
     if pooling == "last":
         return tok[:, starts + lengths - 1]
-    run = torch.repeat_interleave(torch.arange(n), lengths)
+    run = torch.repeat_interleave(torch.arange(n, device=tok.device), lengths)
     out = tok.new_zeros(tok.shape[0], n, tok.shape[2])
     if pooling == "mean":
         return out.index_add_(1, run, tok) / lengths.to(tok.dtype)[None, :, None]
@@ -111,16 +128,18 @@ def pad_batch(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor
 
 
 class Encoder:
-    """A tokenizer + bare encoder in eval mode, with span pooling over token-budget batches."""
+    """A tokenizer + bare encoder in eval mode on `device`, with span pooling over token-budget batches."""
 
-    def __init__(self, model_dir: str | Path) -> None:
+    def __init__(self, model_dir: str | Path, device: str = "cpu") -> None:
         self.dir = Path(model_dir)
+        self.device = resolve_device(device)
         self.tokenizer = load_tokenizer(model_dir)
         if not self.tokenizer.is_fast:
             raise EmbedforgeError(
                 f"{model_dir}: needs a fast tokenizer (tokenizer.json) to map words to pieces"
             )
         self.model = load_encoder(model_dir)
+        self.model.to(self.device)  # type: ignore[arg-type]  # transformers wraps .to() in an odd type
         config = self.model.config
         self.depth = int(config.num_hidden_layers)
         self.dim = int(config.hidden_size)
@@ -129,8 +148,8 @@ class Encoder:
         self.pad_id = self.tokenizer.pad_token_id or 0
 
     def input_table(self) -> torch.Tensor:
-        """The model's input token-embedding matrix [vocab, d]."""
-        return self.model.get_input_embeddings().weight.detach()
+        """The model's input token-embedding matrix [vocab, d], on the CPU."""
+        return self.model.get_input_embeddings().weight.detach().cpu()
 
     def piece_ids(self, words: Sequence[str]) -> list[list[int]]:
         """Each word's subword piece ids (no special tokens)."""
@@ -159,39 +178,42 @@ class Encoder:
             ids = enc["input_ids"][i]
             if len(ids) == self.max_length:
                 self._drop_cut_word(sentence, spans)
-            out.append((ids, [tuple(s) if s else None for s in spans]))
+            out.append((ids, [(s[0], s[1]) if s else None for s in spans]))
         return out
 
     def _drop_cut_word(self, sentence: Sequence[str], spans: list[list[int] | None]) -> None:
         """In a truncated sequence the last word may have lost pieces: it is then no valid context."""
-        last = max((w for w, s in enumerate(spans) if s is not None), default=None)
-        if last is not None:
-            start, end = spans[last]
+        kept = [(w, s) for w, s in enumerate(spans) if s is not None]
+        if kept:
+            last, (start, end) = kept[-1]
             if end - start < len(self.piece_ids([sentence[last]])[0]):
                 spans[last] = None
 
     @torch.inference_mode()
     def hidden(self, ids: Sequence[list[int]]) -> tuple[torch.Tensor, ...]:
         """Forward a batch (padded to its longest sequence); return every layer's states [B, T, d]."""
-        input_ids, mask = pad_batch(ids, self.pad_id)
+        input_ids, mask = (t.to(self.device) for t in pad_batch(ids, self.pad_id))
         return self.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states
 
     @torch.inference_mode()
     def pool_batch(
         self, ids: Sequence[list[int]], spans: Iterable[tuple[int, int, int]], groups: Groups, pooling: str
     ) -> torch.Tensor:
-        """Forward a batch and pool each (row, start, end) span at each layer group -> [G, n_spans, d]."""
+        """Forward a batch; pool each (row, start, end) span at each layer group -> [G, spans, d] on CPU."""
         states = self.hidden(ids)
         b, t, d = states[0].shape
-        rows, starts, ends = (torch.tensor(x, dtype=torch.long) for x in zip(*spans, strict=True))
+        rows, starts, ends = (
+            torch.tensor(x, dtype=torch.long, device=self.device) for x in zip(*spans, strict=True)
+        )
         lengths = ends - starts
-        run = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
-        offset = torch.arange(int(lengths.sum())) - (torch.cumsum(lengths, 0) - lengths)[run]
+        run = torch.repeat_interleave(torch.arange(len(lengths), device=self.device), lengths)
+        first = torch.cumsum(lengths, 0) - lengths
+        offset = torch.arange(int(lengths.sum()), device=self.device) - first[run]
         flat = rows[run] * t + starts[run] + offset
         # gather the spans' pieces first: a group average then touches only those rows
         by_layer = {j: states[j].reshape(b * t, d)[flat] for j in sorted({j for g in groups for j in g})}
-        tok = torch.stack([sum(by_layer[j] for j in g) / len(g) for g in groups])
-        return reduce_pieces(tok, lengths, pooling)
+        tok = torch.stack([sum((by_layer[j] for j in g[1:]), by_layer[g[0]]) / len(g) for g in groups])
+        return reduce_pieces(tok, lengths, pooling).cpu()
 
 
 class Accumulator:
@@ -215,8 +237,8 @@ class Accumulator:
 class SubwordComposer:
     """Vectors for any words: their subword pieces' rows of a model's input embedding table, pooled."""
 
-    def __init__(self, model: str | Path | Encoder, pooling: str = "mean") -> None:
-        self.encoder = model if isinstance(model, Encoder) else Encoder(model)
+    def __init__(self, model: str | Path | Encoder, pooling: str = "mean", device: str = "cpu") -> None:
+        self.encoder = model if isinstance(model, Encoder) else Encoder(model, device)
         self.pooling = pooling
 
     def __call__(self, words: list[str]) -> torch.Tensor:

@@ -8,18 +8,19 @@ running sums, so memory grows with V x d x layers, not with the corpus.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tqdm.auto import tqdm
 
 from embedforge.core.encoder import Accumulator, Encoder, token_batches
-from embedforge.extract.decontext import encode_alone, isolated_vectors
-from embedforge.extract.job import Job, Matrix, base_info, per_group
+from embedforge.core.errors import EmbedforgeError
+from embedforge.extract.source import Matrix, SourcePass
 
-CORPUS_SPLIT = "train"  # the labelled training split is the default corpus
 Item = tuple[list[int], list[tuple[int, int, int]]]  # (ids, [(word row, start, end)])
 
 
 def select_contexts(
-    encoder: Encoder, window: list[list[str]], index: dict[str, int], taken: list[int], limit: int
+    encoder: Encoder, window: Sequence[Sequence[str]], index: dict[str, int], taken: list[int], limit: int
 ) -> list[Item]:
     """Encode the sentences that still serve some word; claim one context per (sentence, word)."""
     useful = [s for s in window if any(taken[index[w]] < limit for w in s if w in index)]
@@ -38,47 +39,39 @@ def select_contexts(
     return items
 
 
-def corpus_pass(job: Job) -> Accumulator:
+def corpus_pass(src: SourcePass) -> Accumulator:
     """Stream the corpus once; accumulate pooled context vectors for every word at every layer group."""
-    enc, params = job.encoder, job.params
-    index = {w: i for i, w in enumerate(job.vocab.words)}
+    if src.corpus is None:
+        raise EmbedforgeError(
+            "strategy 'aggregate' needs a corpus (windows of segmented sentences); got none"
+        )
+    enc, cfg = src.encoder, src.cfg
+    index = {w: i for i, w in enumerate(src.words)}
     taken = [0] * len(index)
-    acc = Accumulator(len(index), len(job.groups), enc.dim)
-    bar = tqdm(
-        total=job.corpus.rows(CORPUS_SPLIT),
-        unit="sent",
-        desc=f"aggregate {job.source}",
-        disable=not job.progress,
-    )
-    for window in job.corpus.sentences(CORPUS_SPLIT):
-        items = select_contexts(enc, window, index, taken, params.max_contexts)
+    acc = Accumulator(len(index), len(src.groups), enc.dim)
+    bar = tqdm(total=src.corpus_rows, unit="sent", desc=f"aggregate {src.source}", disable=not src.progress)
+    for window in src.corpus:
+        items = select_contexts(enc, window, index, taken, cfg.max_contexts)
         bar.update(len(window) - len(items))  # sentences that serve no word are skipped
-        for batch in token_batches(items, params.token_budget):
+        for batch in token_batches(items, cfg.token_budget):
             spans = [(i, s, e) for i, (_, claims) in enumerate(batch) for _, s, e in claims]
-            vectors = enc.pool_batch([ids for ids, _ in batch], spans, job.groups, params.pooling)
+            vectors = enc.pool_batch([ids for ids, _ in batch], spans, src.groups, cfg.pooling)
             acc.add([row for _, claims in batch for row, _, _ in claims], vectors)
             bar.update(len(batch))
     bar.close()
     return acc
 
 
-def aggregate(job: Job) -> list[Matrix]:
-    """Average of in-context vectors; words without any context fall back to `decontext`."""
-    acc = corpus_pass(job)
+def aggregate(src: SourcePass) -> list[Matrix]:
+    """Average of in-context vectors; words without any context fall back to their `decontext` rows."""
+    acc = corpus_pass(src)
     vectors, counts = acc.means(), acc.counts
     missing = (counts == 0).nonzero().flatten().tolist()
     method = ["aggregate" if c else "fallback:decontext" for c in counts.tolist()]
     if missing:
-        key = ("isolated", tuple(job.groups), job.params.pooling)
-        if key in job.cache:  # decontext already ran for this source
-            pooled, _, found = isolated_vectors(job)
-            vectors[:, missing], found = pooled[:, missing], found[missing]
-        else:  # encode only the words that need it
-            words = [job.vocab.words[i] for i in missing]
-            p = job.params
-            pooled, _, found = encode_alone(job.encoder, words, job.groups, p.pooling, p.token_budget)
-            vectors[:, missing] = pooled
-        for row, has_pieces in zip(missing, found.tolist(), strict=True):
+        fallback = src.decontext_of(missing)
+        vectors[:, missing] = fallback.pooled
+        for row, has_pieces in zip(missing, fallback.found.tolist(), strict=True):
             if not has_pieces:
                 method[row] = "empty"
-    return per_group(job, "aggregate", vectors, base_info(job, method, counts))
+    return src.per_group("aggregate", vectors, src.info(method, counts))

@@ -17,6 +17,8 @@ def describe(center: bool, remove_top_pcs: int, normalize: bool) -> str:
 
 def postprocess(weight: torch.Tensor, center: bool, remove_top_pcs: int, normalize: bool) -> torch.Tensor:
     """Center (implied by removing PCs), project out the top principal components, then L2-normalise."""
+    if not (center or remove_top_pcs or normalize):
+        return weight  # nothing to do (a float64 round trip would give the same values)
     out = weight.to(torch.float64)
     if center or remove_top_pcs:
         out = out - out.mean(0, keepdim=True)

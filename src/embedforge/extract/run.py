@@ -1,65 +1,104 @@
-"""Strategy names -> functions, and the driver that runs the requested ones and writes the outputs."""
+"""The extract drivers: `extract_matrices` (objects in, matrices out) and `run_extract` (writes files)."""
 
 from __future__ import annotations
 
 import fnmatch
+import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth
+from embedforge.core.catalog import Catalog, MatrixRecord, vectors_name
+from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth, resolve_device
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.files import write_json
 from embedforge.core.params import ExtractParams
 from embedforge.core.prepared import PreparedData
-from embedforge.extract.aggregate import aggregate
-from embedforge.extract.decontext import cls, decontext
-from embedforge.extract.job import Job, Matrix
 from embedforge.extract.postprocess import describe, postprocess
-from embedforge.extract.tables import input_table, vectors_file, vectors_name
-from embedforge.extract.words import Vocabulary, build_vocabulary
+from embedforge.extract.source import Corpus, Matrix, SourcePass
+from embedforge.extract.strategy import MODEL_STRATEGIES, SHARES_DECONTEXT, VECTORS, check_strategies
+from embedforge.extract.tables import vectors_file
+from embedforge.extract.words import build_vocabulary
 
-LAYER_CONVENTION = "hidden_states index: 0 = embedding output, num_hidden_layers = last layer"
-
-
-@dataclass(frozen=True)
-class Strategy:
-    """A strategy function and whether it runs once per model source (else once per vector file)."""
-
-    fn: Callable[[Job], list[Matrix]]
-    per_source: bool = True
+log = logging.getLogger(__name__)
+CORPUS_SPLIT = "train"  # aggregate's corpus: the labelled training split
 
 
-STRATEGIES: dict[str, Strategy] = {
-    "cls": Strategy(cls),
-    "input": Strategy(input_table),
-    "decontext": Strategy(decontext),
-    "aggregate": Strategy(aggregate),
-    "vectors": Strategy(vectors_file, per_source=False),
-}
+def check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise EmbedforgeError(f"extract.pooling = {pooling!r}; expected one of {', '.join(POOLINGS)}")
 
 
-def check_strategies(names: list[str]) -> list[str]:
-    """Raise on an unknown or missing strategy name; return the names without duplicates."""
-    for i, name in enumerate(names):
-        if name not in STRATEGIES:
-            raise EmbedforgeError(
-                f"extract.strategies[{i}] = {name!r} is not a known strategy; "
-                f"expected one of: {', '.join(STRATEGIES)}"
-            )
-    if not names:
-        raise EmbedforgeError("extract.strategies is empty; expected at least one strategy")
-    return list(dict.fromkeys(names))
+def extract_matrices(
+    encoder: Encoder | str | Path | None,
+    words: Sequence[str],
+    strategies: Sequence[str],
+    cfg: ExtractParams,
+    *,
+    counts: Sequence[int] = (),
+    corpus: Corpus | None = None,
+    corpus_rows: int | None = None,
+    source: str = "model",
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[Matrix]:
+    """The matrices of `strategies` for `words`, post-processed as `cfg` says, in strategy order.
+
+    `encoder` is a loaded `Encoder` or a model folder (loaded on `device`); None suits `vectors` alone.
+    `corpus` (windows of segmented sentences, e.g. `PreparedData(...).sentences("train")`) feeds
+    `aggregate` and is read once. `counts` (corpus counts per word, default 0) go to the vocab info;
+    `source` names the matrices (`decontext_<source>_L4`). `cfg.strategies` and `cfg.sources` are not read.
+    """
+    names = check_strategies(strategies)
+    check_pooling(cfg.pooling)
+    if isinstance(encoder, (str, Path)):
+        encoder = Encoder(encoder, device)
+    words, counts = list(words), list(counts) or [0] * len(words)
+    src = None
+    if model_names := [n for n in names if n in MODEL_STRATEGIES]:
+        if encoder is None:
+            raise EmbedforgeError(f"strategy {model_names[0]!r} needs an encoder (a model); got none")
+        src = SourcePass(
+            encoder,
+            words,
+            cfg,
+            counts=counts,
+            source=source,
+            corpus=corpus,
+            corpus_rows=corpus_rows,
+            progress=progress,
+            reuse_decontext=bool(SHARES_DECONTEXT & set(model_names)),
+        )
+    out: list[Matrix] = []
+    for name in names:
+        if name == VECTORS:
+            for path in cfg.vector_files:
+                with _timed(f"vectors {path}"):
+                    out.append(vectors_file(path, words, counts, cfg, encoder))
+        else:
+            assert src is not None  # built above for every model strategy
+            with _timed(f"{name} {source}"):
+                out += MODEL_STRATEGIES[name](src)
+    steps = describe(cfg.center, cfg.remove_top_pcs, cfg.normalize)
+    for matrix in out:
+        matrix.wv.weight = postprocess(matrix.wv.weight, cfg.center, cfg.remove_top_pcs, cfg.normalize)
+        matrix.postprocess = steps
+    return out
+
+
+@contextmanager
+def _timed(label: str) -> Iterator[None]:
+    """Log how long the block took."""
+    start = time.perf_counter()
+    yield
+    log.info("%s: %.1f s", label, time.perf_counter() - start)
 
 
 def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
-    """Every check that can fail fast, before any model runs."""
+    """Every check of a stage run that can fail fast, before any model runs."""
     strategies = check_strategies(params.strategies)
-    if params.pooling not in POOLINGS:
-        raise EmbedforgeError(f"extract.pooling = {params.pooling!r}; expected one of {', '.join(POOLINGS)}")
-    if any(STRATEGIES[s].per_source for s in strategies) or params.unknown == "subword":
+    check_pooling(params.pooling)
+    if any(s in MODEL_STRATEGIES for s in strategies) or params.unknown == "subword":
         if not params.sources:
             raise EmbedforgeError("extract.sources is empty; expected base and/or finetuned")
         for source in params.sources:
@@ -68,7 +107,7 @@ def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
                     f"extract.sources: unknown source {source!r}; expected one of {list(model_dirs)}"
                 )
             layer_groups(params.layers, model_depth(model_dirs[source]), str(model_dirs[source]))
-    if "vectors" in strategies:
+    if VECTORS in strategies:
         if not params.vector_files:
             raise EmbedforgeError("extract.strategies has 'vectors' but extract.vector_files is empty")
         names = [vectors_name(f) for f in params.vector_files]
@@ -79,53 +118,14 @@ def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
                 raise EmbedforgeError(f"extract.vector_files: two files would both be written as {name}")
 
 
-def entry(matrix: Matrix, params: ExtractParams) -> dict[str, Any]:
-    """The index.json record of a matrix."""
-    return {
-        "name": matrix.name,
-        "strategy": matrix.strategy,
-        "source": matrix.source,
-        "layer": matrix.layer,
-        "pooling": params.pooling if matrix.strategy in ("input", "decontext", "aggregate") else None,
-        "postprocess": describe(params.center, params.remove_top_pcs, params.normalize),
-        "words": len(matrix.wv),
-        "dim": matrix.wv.dim,
-    }
-
-
-def write_matrix(matrix: Matrix, params: ExtractParams, out_dir: Path) -> dict[str, Any]:
-    """Post-process, save and export one matrix; return its index record."""
-    wv = matrix.wv
-    wv.weight = postprocess(wv.weight, params.center, params.remove_top_pcs, params.normalize)
-    wv.save(out_dir / matrix.name)
+def save(matrix: Matrix, params: ExtractParams, catalog: Catalog) -> MatrixRecord:
+    """Write one matrix and the exports its name asks for; return its index record."""
+    matrix.wv.save(catalog.path(matrix.name))
     if any(fnmatch.fnmatchcase(matrix.name, p) for p in params.export_word2vec):
-        wv.save_word2vec(out_dir / f"{matrix.name}.w2v.txt")
+        matrix.wv.save_word2vec(catalog.root / f"{matrix.name}.w2v.txt")
     if any(fnmatch.fnmatchcase(matrix.name, p) for p in params.export_projector):
-        wv.save_projector(out_dir / matrix.name)
-    return entry(matrix, params)
-
-
-def jobs(
-    params: ExtractParams,
-    vocab: Vocabulary,
-    model_dirs: Mapping[str, Path],
-    corpus: PreparedData,
-    progress: bool,
-) -> Iterator[tuple[str, Job]]:
-    """(strategy, Job) in run order: each source's strategies (one encoder loaded at a time), then files."""
-    strategies = check_strategies(params.strategies)
-    per_source = [s for s in strategies if STRATEGIES[s].per_source]
-    for source in params.sources if per_source else []:
-        encoder = Encoder(model_dirs[source])
-        cache: dict[Any, Any] = {}  # shared by this source's strategies
-        for name in per_source:
-            yield name, Job(vocab, params, source, encoder, corpus, progress=progress, cache=cache)
-        del encoder, cache  # free this model before the next one loads
-    if "vectors" in strategies:
-        # the subword policy composes from the first source's input table
-        composer_model = Encoder(model_dirs[params.sources[0]]) if params.unknown == "subword" else None
-        for f in params.vector_files:
-            yield "vectors", Job(vocab, params, None, composer_model, vector_file=Path(f), progress=progress)
+        matrix.wv.save_projector(catalog.path(matrix.name))
+    return matrix.record()
 
 
 def run_extract(
@@ -135,23 +135,42 @@ def run_extract(
     model_dirs: Mapping[str, str | Path],
     out_dir: str | Path,
     progress: bool = True,
-) -> list[dict[str, Any]]:
-    """Extract every requested matrix into `out_dir` (+ index.json); return the index records."""
+    device: str = "cpu",
+) -> list[MatrixRecord]:
+    """Extract every requested matrix into `out_dir` (+ index.json, written last); return the records.
+
+    Each source's model is loaded once, on `device`, and freed before the next; `vectors` runs last.
+    """
+    resolve_device(device)  # an unknown device fails before any model loads
     dirs = {k: Path(v) for k, v in model_dirs.items()}
     validate(params, dirs)
     vocab = build_vocabulary(prepared, params.extra_words)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(Path(out_dir))
+    catalog.root.mkdir(parents=True, exist_ok=True)
+    strategies = check_strategies(params.strategies)
+    per_source = [s for s in strategies if s in MODEL_STRATEGIES]
+    aggregating = "aggregate" in per_source
     records = []
-    for name, job in jobs(params, vocab, dirs, prepared, progress):
-        start = time.perf_counter()
-        for matrix in STRATEGIES[name].fn(job):
-            records.append(write_matrix(matrix, params, out))
-        if progress:
-            print(f"extract: {name} {job.source or job.vector_file}: {time.perf_counter() - start:.1f} s")
-        del job  # so the generator can free the model of a finished source
-    write_json(
-        out / "index.json",
-        {"matrices": records, "layer_convention": LAYER_CONVENTION, "vocab_size": len(vocab)},
-    )
+    for source in params.sources if per_source else []:
+        matrices = extract_matrices(
+            Encoder(dirs[source], device),
+            vocab.words,
+            per_source,
+            params,
+            counts=vocab.counts,
+            corpus=prepared.sentences(CORPUS_SPLIT) if aggregating else None,
+            corpus_rows=prepared.rows(CORPUS_SPLIT) if aggregating else None,
+            source=source,
+            progress=progress,
+        )
+        records += [save(m, params, catalog) for m in matrices]
+        del matrices  # free this source's matrices before the next model loads
+    if VECTORS in strategies:
+        # the subword policy composes from the first source's input table
+        composer = Encoder(dirs[params.sources[0]], device) if params.unknown == "subword" else None
+        matrices = extract_matrices(
+            composer, vocab.words, [VECTORS], params, counts=vocab.counts, progress=progress
+        )
+        records += [save(m, params, catalog) for m in matrices]
+    catalog.write_index(records, len(vocab))
     return records

@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from pathlib import Path
 
+from embedforge.core.catalog import matrix_name, vectors_name
 from embedforge.core.embedding import WordVectors
-from embedforge.core.encoder import SubwordComposer
-from embedforge.extract.job import Job, Matrix, base_info
+from embedforge.core.encoder import Encoder, SubwordComposer
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.params import ExtractParams
+from embedforge.extract.source import Matrix, SourcePass, word_info
 
 
-def input_table(job: Job) -> list[Matrix]:
+def input_table(src: SourcePass) -> list[Matrix]:
     """The model's own input token-embedding rows, pooled over the word's pieces."""
-    vectors = SubwordComposer(job.encoder, job.params.pooling)(job.vocab.words)
-    found = [bool(p) for p in job.encoder.piece_ids(job.vocab.words)]
+    vectors = SubwordComposer(src.encoder, src.cfg.pooling)(src.words)
+    found = [bool(p) for p in src.encoder.piece_ids(src.words)]
     method = ["input" if f else "empty" for f in found]
-    wv = WordVectors(job.vocab.words, vectors, base_info(job, method, [0] * len(job.vocab)))
-    return [Matrix(f"input_{job.source}", "input", job.source, None, wv)]
+    wv = WordVectors(src.words, vectors, src.info(method))
+    return [Matrix(matrix_name("input", src.source), "input", src.source, None, wv, pooling=src.cfg.pooling)]
 
 
-def vectors_file(job: Job) -> list[Matrix]:
-    """Rows of an existing word2vec file; the unknown-word policy for the words it lacks."""
-    path = Path(job.vector_file)
-    found = WordVectors.load_word2vec(path, keep=set(job.vocab.words))
-    composer = SubwordComposer(job.encoder, job.params.pooling) if job.params.unknown == "subword" else None
-    weight = found.vectors(job.vocab.words, job.params.unknown, job.params.seed, composer)
-    method = ["vectors" if w in found else f"unknown:{job.params.unknown}" for w in job.vocab.words]
-    wv = WordVectors(job.vocab.words, weight, base_info(job, method, [0] * len(job.vocab)))
-    return [Matrix(vectors_name(path), "vectors", None, None, wv)]
-
-
-def vectors_name(path: str | Path) -> str:
-    """`data/sgns.zhihu.word.txt` -> `vectors_sgns_zhihu_word`."""
-    stem = re.sub(r"\.(txt|bin|vec|w2v)$", "", Path(path).name)
-    return "vectors_" + "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)
+def vectors_file(
+    path: str | Path, words: list[str], counts: Sequence[int], cfg: ExtractParams, encoder: Encoder | None
+) -> Matrix:
+    """Rows of an existing word2vec file; `cfg.unknown` for the words it lacks (`subword`: from `encoder`)."""
+    found = WordVectors.load_word2vec(path, keep=set(words))
+    composer = None
+    if cfg.unknown == "subword":
+        if encoder is None:
+            raise EmbedforgeError("extract.unknown = 'subword' needs an encoder to compose from; got none")
+        composer = SubwordComposer(encoder, cfg.pooling)
+    weight = found.vectors(words, cfg.unknown, cfg.seed, composer)
+    method = ["vectors" if w in found else f"unknown:{cfg.unknown}" for w in words]
+    wv = WordVectors(words, weight, word_info(counts, method))
+    return Matrix(vectors_name(path), "vectors", None, None, wv)

@@ -1,0 +1,147 @@
+"""What a model strategy reads (`SourcePass`: one encoder's share of a run) and returns (`Matrix`).
+
+The one piece of work strategies share is the decontext pass (every word encoded alone), a cached
+property of the pass: `cls` and `decontext` read it, and `aggregate` falls back on its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import pandas as pd
+import torch
+
+from embedforge.core.catalog import Layer, MatrixRecord, layer_label, matrix_name
+from embedforge.core.embedding import WordVectors
+from embedforge.core.encoder import Accumulator, Encoder, Groups, layer_groups, token_batches
+from embedforge.core.params import ExtractParams
+
+# windows of segmented sentences, as `PreparedData.sentences()` yields them
+Corpus = Iterable[Sequence[Sequence[str]]]
+
+
+@dataclass
+class Matrix:
+    """One extracted matrix and what its index.json record says about it."""
+
+    name: str
+    strategy: str
+    source: str | None
+    layer: Layer
+    wv: WordVectors
+    pooling: str | None = None  # how a word's pieces were pooled, for the strategies that pool
+    postprocess: str = "none"
+
+    def record(self) -> MatrixRecord:
+        """The index.json record of this matrix."""
+        return MatrixRecord(
+            name=self.name,
+            strategy=self.strategy,
+            source=self.source,
+            layer=self.layer,
+            pooling=self.pooling,
+            postprocess=self.postprocess,
+            words=len(self.wv),
+            dim=self.wv.dim,
+        )
+
+
+@dataclass(frozen=True)
+class DecontextRows:
+    """Words encoded alone: pooled pieces [G, n, d] per layer group, the last layer's [CLS] [n, d], and
+    [n] flags for the words that have pieces at all (a word without pieces keeps zero rows)."""
+
+    pooled: torch.Tensor
+    cls: torch.Tensor
+    found: torch.Tensor
+
+
+def encode_alone(
+    encoder: Encoder, words: Sequence[str], groups: Groups, pooling: str, token_budget: int
+) -> DecontextRows:
+    """Encode every word alone (`[CLS] word [SEP]`) in token-budget batches; [CLS] at the last group."""
+    n = len(words)
+    items = [(ids, (row, spans[0])) for row, (ids, spans) in enumerate(encoder.encode([[w] for w in words]))]
+    items = [it for it in items if it[1][1] is not None]
+    # rows 0..n-1 accumulate the word's pooled pieces, rows n..2n-1 its [CLS] vector
+    acc = Accumulator(2 * n, len(groups), encoder.dim)
+    for batch in token_batches(items, token_budget):
+        spans = [span for i, (_, (_, (s, e))) in enumerate(batch) for span in ((i, s, e), (i, 0, 1))]
+        rows = [r for _, (row, _) in batch for r in (row, n + row)]
+        acc.add(rows, encoder.pool_batch([ids for ids, _ in batch], spans, groups, pooling))
+    means = acc.means()
+    return DecontextRows(means[:, :n], means[-1, n:], acc.counts[:n] > 0)
+
+
+@dataclass
+class SourcePass:
+    """One encoder's share of an extraction: the words, the settings, and the work its strategies share."""
+
+    encoder: Encoder
+    words: list[str]
+    cfg: ExtractParams
+    counts: Sequence[int] = ()  # corpus counts per word (empty: all 0)
+    source: str = "model"  # the `source` part of matrix names (`decontext_<source>_L4`)
+    corpus: Corpus | None = None  # for `aggregate`; read once
+    corpus_rows: int | None = None  # sentences in `corpus`, for the progress bar
+    progress: bool = True
+    # True when the decontext pass runs for this source anyway (cls or decontext are extracted too):
+    # aggregate then slices its fallback rows from it instead of encoding those words once more
+    reuse_decontext: bool = True
+    groups: Groups = field(init=False)  # `cfg.layers` resolved against this encoder's depth
+
+    def __post_init__(self) -> None:
+        self.counts = list(self.counts) or [0] * len(self.words)
+        self.groups = layer_groups(self.cfg.layers, self.encoder.depth, str(self.encoder.dir))
+
+    @cached_property
+    def decontext(self) -> DecontextRows:
+        """Every word encoded alone, pooled at each layer group; [CLS] at the last layer."""
+        return self._encode_alone(self.words)
+
+    def decontext_of(self, rows: list[int]) -> DecontextRows:
+        """`decontext` for some words: sliced from the whole pass when it is shared, else encoded now."""
+        if self.reuse_decontext:
+            whole = self.decontext
+            return DecontextRows(whole.pooled[:, rows], whole.cls[rows], whole.found[rows])
+        return self._encode_alone([self.words[i] for i in rows])
+
+    def _encode_alone(self, words: list[str]) -> DecontextRows:
+        groups = [*self.groups, (self.encoder.depth,)]  # + the last layer, for [CLS]
+        rows = encode_alone(self.encoder, words, groups, self.cfg.pooling, self.cfg.token_budget)
+        return DecontextRows(rows.pooled[: len(self.groups)], rows.cls, rows.found)
+
+    def per_group(self, strategy: str, stacked: torch.Tensor, info: pd.DataFrame) -> list[Matrix]:
+        """One Matrix per layer group from stacked vectors [G, V, d]."""
+        return [
+            Matrix(
+                name=matrix_name(strategy, self.source, g),
+                strategy=strategy,
+                source=self.source,
+                layer=layer_label(g),
+                wv=WordVectors(self.words, stacked[i], info),
+                pooling=self.cfg.pooling,
+            )
+            for i, g in enumerate(self.groups)
+        ]
+
+    def info(self, method: list[str], contexts: Sequence[int] | torch.Tensor | None = None) -> pd.DataFrame:
+        """The per-word columns of a vocab file (see `word_info`)."""
+        return word_info(self.counts, method, contexts)
+
+
+def word_info(
+    counts: Sequence[int], method: list[str], contexts: Sequence[int] | torch.Tensor | None = None
+) -> pd.DataFrame:
+    """The per-word columns of a vocab file: count, method (how the row was made), contexts (0 if none)."""
+    return pd.DataFrame(
+        {
+            "count": pd.array(list(counts), dtype="int64"),
+            "method": method,
+            "contexts": pd.array(
+                [int(c) for c in contexts] if contexts is not None else [0] * len(method), dtype="int64"
+            ),
+        }
+    )

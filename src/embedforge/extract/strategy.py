@@ -1,0 +1,37 @@
+"""Strategy names -> functions. Model strategies read one `SourcePass`; `vectors` reads a word2vec file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from embedforge.core.errors import EmbedforgeError
+from embedforge.extract.aggregate import aggregate
+from embedforge.extract.decontext import cls, decontext
+from embedforge.extract.source import Matrix, SourcePass
+from embedforge.extract.tables import input_table
+
+ModelStrategy = Callable[[SourcePass], list[Matrix]]
+
+# run once per model source, in the order the run asks for them
+MODEL_STRATEGIES: dict[str, ModelStrategy] = {
+    "cls": cls,
+    "input": input_table,
+    "decontext": decontext,
+    "aggregate": aggregate,
+}
+VECTORS = "vectors"  # one matrix per word2vec file (`tables.vectors_file`), no model source
+STRATEGIES: tuple[str, ...] = (*MODEL_STRATEGIES, VECTORS)
+SHARES_DECONTEXT = frozenset({"cls", "decontext"})  # strategies that run the whole decontext pass
+
+
+def check_strategies(names: Sequence[str]) -> list[str]:
+    """Raise on an unknown or missing strategy name; return the names without duplicates."""
+    for i, name in enumerate(names):
+        if name not in STRATEGIES:
+            raise EmbedforgeError(
+                f"extract.strategies[{i}] = {name!r} is not a known strategy; "
+                f"expected one of: {', '.join(STRATEGIES)}"
+            )
+    if not names:
+        raise EmbedforgeError("extract.strategies is empty; expected at least one strategy")
+    return list(dict.fromkeys(names))
