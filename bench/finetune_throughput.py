@@ -16,6 +16,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from peak import matmul_peak  # bench/peak.py: bench/ is on sys.path when run as a script
@@ -23,14 +24,17 @@ from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     Trainer,
     TrainerCallback,
+    TrainerControl,
+    TrainerState,
     TrainingArguments,
 )
 
 from embedforge.core.params import FinetuneParams
 from embedforge.core.prepared import PreparedData
-from embedforge.finetune.batches import EncodedDataset, load_encoded_split
+from embedforge.finetune.batches import EncodedDataset, Split, load_encoded_split
 from embedforge.finetune.trainer import build_trainer, load_model, training_args
 
 MODES = ("stage", "naive", "trainer-defaults")
@@ -56,7 +60,9 @@ class StepClock(TrainerCallback):
     def __init__(self) -> None:
         self.ends: list[float] = []
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self.ends.append(time.perf_counter())
 
 
@@ -68,7 +74,15 @@ def flops_per_sequence(model: PreTrainedModel) -> tuple[int, int]:
     return 6 * linear, 12 * cfg.hidden_size * cfg.num_hidden_layers
 
 
-def make_trainer(mode: str, p: FinetuneParams, model, tokenizer, train, steps: int, tmp: str):
+def make_trainer(
+    mode: str,
+    p: FinetuneParams,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train: Split,
+    steps: int,
+    tmp: str,
+) -> Trainer:
     """A Trainer for `mode` running `steps` steps, with no evaluation, checkpointing or progress bar."""
     dataset = EncodedDataset(train)
     if mode == "trainer-defaults":  # batch 8, random order, pad to the longest in the batch

@@ -69,15 +69,19 @@ class MatrixRecord:
         """Validate one index entry; a missing or mistyped field is an error naming it."""
         if not isinstance(data, dict):
             raise EmbedforgeError(f"{where}: expected an object describing a matrix")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
         missing = [k for k in ("name", "strategy") if not isinstance(data.get(k), str) or not data.get(k)]
         if missing:
             raise EmbedforgeError(f"{where}: no {missing[0]!r}; expected a non-empty string")
-        values = {k: data.get(k) for k in fields}
-        values["postprocess"] = values["postprocess"] or "none"
-        values["words"] = int(values["words"] or 0)
-        values["dim"] = int(values["dim"] or 0)
-        return cls(**values)
+        return cls(
+            name=data["name"],
+            strategy=data["strategy"],
+            source=data.get("source"),
+            layer=data.get("layer"),
+            pooling=data.get("pooling"),
+            postprocess=data.get("postprocess") or "none",
+            words=int(data.get("words") or 0),
+            dim=int(data.get("dim") or 0),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)

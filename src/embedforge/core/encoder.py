@@ -149,7 +149,9 @@ class Encoder:
 
     def input_table(self) -> torch.Tensor:
         """The model's input token-embedding matrix [vocab, d], on the CPU."""
-        return self.model.get_input_embeddings().weight.detach().cpu()
+        table = self.model.get_input_embeddings()
+        assert isinstance(table, torch.nn.Embedding)
+        return table.weight.detach().cpu()
 
     def piece_ids(self, words: Sequence[str]) -> list[list[int]]:
         """Each word's subword piece ids (no special tokens)."""

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -178,64 +179,90 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, str(tp))
 
 
+def _invalid(value: Any, tp: Any, key: str) -> EmbedforgeError:
+    return EmbedforgeError(f"params.yaml: {key} = {value!r} is not valid; expected {_type_name(tp)}")
+
+
+def _check_union(value: Any, tp: Any, key: str) -> Any:
+    """The first member type that accepts `value` (null only where the union allows it)."""
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _check(value, arg, key)
+        except EmbedforgeError:
+            continue
+    raise _invalid(value, tp, key)
+
+
+def _check_bool(value: Any, key: str) -> bool:
+    if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+        raise EmbedforgeError(
+            f"params.yaml: {key} = {value!r} is not valid; expected true or false "
+            "(params.yaml is YAML 1.2, as DVC reads and writes it: yes/no/on/off are text)"
+        )
+    if not isinstance(value, bool):
+        raise _invalid(value, bool, key)
+    return value
+
+
+def _check_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(value, int, key)
+    return value
+
+
+def _check_float(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _invalid(value, float, key)
+    # NaN passes every range check and inf trains a model of NaN weights: neither is a setting.
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
+    if not math.isfinite(number):
+        raise EmbedforgeError(f"params.yaml: {key} = {value!r} is not valid; expected a finite number")
+    return number
+
+
+def _check_str(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise _invalid(value, str, key)
+    return value
+
+
+_SCALARS: dict[Any, Callable[[Any, str], Any]] = {
+    bool: _check_bool,
+    int: _check_int,
+    float: _check_float,
+    str: _check_str,
+}
+
+
 def _check(value: Any, tp: Any, key: str) -> Any:
     """Return `value` converted to `tp`, or raise EmbedforgeError naming `key`."""
     origin = typing.get_origin(tp)
-    bad = EmbedforgeError(f"params.yaml: {key} = {value!r} is not valid; expected {_type_name(tp)}")
     if tp is Any:
         return value
     if origin is Literal:
         if value not in typing.get_args(tp):
-            raise bad
+            raise _invalid(value, tp, key)
         return value
     if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check(value, arg, key)
-            except EmbedforgeError:
-                continue
-        raise bad
+        return _check_union(value, tp, key)
     if origin is list:
         if not isinstance(value, list):
-            raise bad
+            raise _invalid(value, tp, key)
         return [_check(v, typing.get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise bad
+            raise _invalid(value, tp, key)
         return _build(typing.cast(type, tp), value, key)
-    if tp is bool:
-        if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
-            raise EmbedforgeError(
-                f"params.yaml: {key} = {value!r} is not valid; expected true or false "
-                "(params.yaml is YAML 1.2, as DVC reads and writes it: yes/no/on/off are text)"
-            )
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        # NaN passes every range check and inf trains a model of NaN weights: neither is a setting.
-        try:
-            number = float(value)
-        except OverflowError:  # an integer too large for a float
-            number = math.inf
-        if not math.isfinite(number):
-            raise EmbedforgeError(f"params.yaml: {key} = {value!r} is not valid; expected a finite number")
-        return number
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
+    if tp in _SCALARS:
+        return _SCALARS[tp](value, key)
     raise TypeError(f"unsupported type hint {tp!r} for {key}")
 
 

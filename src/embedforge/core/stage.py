@@ -25,5 +25,5 @@ def run_stage(main: Callable[[], None]) -> None:
     try:
         main()
     except EmbedforgeError as err:
-        print(f"error: {err}", file=sys.stderr)
+        sys.stderr.write(f"error: {err}\n")
         sys.exit(1)

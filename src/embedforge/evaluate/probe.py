@@ -73,7 +73,7 @@ class MeanProbe(nn.Module):
     shift: torch.Tensor  # buffers, registered in __init__
     scale: torch.Tensor
 
-    def __init__(self, weight: torch.Tensor, num_labels: int, trainable: bool, train: ProbeData):
+    def __init__(self, weight: torch.Tensor, num_labels: int, trainable: bool, train: ProbeData) -> None:
         super().__init__()
         padded = torch.cat([weight, weight.new_zeros(1, weight.shape[1])])  # row `pad`: never in a mean
         self.bag = nn.EmbeddingBag.from_pretrained(

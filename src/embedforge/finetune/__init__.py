@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from transformers import AutoTokenizer, PreTrainedModel, Trainer, TrainerCallback
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, write_json
@@ -54,7 +54,7 @@ def best_metrics(trainer: Trainer) -> dict[str, float | int]:
 
 def save_outputs(
     trainer: Trainer,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     names: list[str],
     out_dir: Path,
     metrics_path: Path,

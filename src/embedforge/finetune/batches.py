@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ class EpochSeededLengthSampler(LengthGroupedSampler):
         """Called by the Trainer at the start of every epoch."""
         self.epoch = epoch
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 

@@ -6,9 +6,10 @@ import math
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from dvclive import Live
-from transformers import ProgressCallback, TrainerCallback
+from transformers import ProgressCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from embedforge.core.metrics import MACRO_F1
 from embedforge.finetune.checkpoints import LIVE_SNAPSHOT, checkpoint_dir
@@ -25,12 +26,21 @@ class LiveLogger(TrainerCallback):
         self.resume = resume
         self.live: Live | None = None
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if state.is_world_process_zero:
             # dvcyaml=None: the stage's own dvc.yaml block declares the plots, DVCLive must not edit it.
             self.live = Live(str(self.live_dir), resume=self.resume, dvcyaml=None, save_dvc_exp=False)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if self.live is None or not logs:
             return
         self.live.step = state.global_step
@@ -41,7 +51,9 @@ class LiveLogger(TrainerCallback):
                 self.live.log_metric(f"eval/{key[len('eval_') :]}", float(value))
         self.live.make_summary()
 
-    def on_save(self, args, state, control, **kwargs):
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self.live is not None:
             shutil.copytree(self.live_dir, checkpoint_dir(args, state) / LIVE_SNAPSHOT, dirs_exist_ok=True)
 
@@ -49,7 +61,9 @@ class LiveLogger(TrainerCallback):
 class TokenProgress(ProgressCallback):
     """The stock tqdm bar (steps, it/s, ETA) plus real-token throughput and loss, without printed dicts."""
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         super().on_train_begin(args, state, control, **kwargs)
         if self.training_bar is not None:
             self.training_bar.set_description("finetune")
@@ -58,7 +72,9 @@ class TokenProgress(ProgressCallback):
         self._start = (time.perf_counter(), state.num_input_tokens_seen)
         self._postfix: dict[str, str] = {}
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         super().on_step_end(args, state, control, **kwargs)
         if self.training_bar is not None:
             seconds = time.perf_counter() - self._start[0]
@@ -66,7 +82,14 @@ class TokenProgress(ProgressCallback):
             self._postfix["tok/s"] = f"{tokens / max(seconds, 1e-9):,.0f}"
             self.training_bar.set_postfix(self._postfix, refresh=False)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if self.training_bar is None or not logs:
             return
         for key, name in (("loss", "loss"), (f"eval_{MACRO_F1}", f"val_{MACRO_F1}")):
@@ -88,7 +111,14 @@ class StopOnNonFinite(TrainerCallback):
     def __init__(self) -> None:
         self.error: str | None = None
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> TrainerControl:
         # fp16's loss scaler skips a step with an inf gradient by design: only the loss counts there.
         keys = ("loss",) if args.fp16 else ("loss", "grad_norm")
         for key in keys:

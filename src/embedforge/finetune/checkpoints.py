@@ -15,9 +15,10 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch.distributed as dist
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import FinetuneParams
@@ -75,9 +76,9 @@ def checkpoint_lock(root: Path) -> Iterator[Path]:
         os.close(fd)  # releases the lock
 
 
-def checkpoint_dir(args, state) -> Path:
+def checkpoint_dir(args: TrainingArguments, state: TrainerState) -> Path:
     """The folder the Trainer has just saved a checkpoint to."""
-    return Path(args.output_dir) / f"checkpoint-{state.global_step}"
+    return Path(str(args.output_dir)) / f"checkpoint-{state.global_step}"
 
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
@@ -132,7 +133,9 @@ class CompleteMarker(TrainerCallback):
     Must be the last callback with an on_save.
     """
 
-    def on_save(self, args, state, control, **kwargs):
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if dist.is_available() and dist.is_initialized():
             dist.barrier()  # each rank writes its own RNG state file
         if not state.is_world_process_zero:
@@ -141,6 +144,6 @@ class CompleteMarker(TrainerCallback):
         (newest / COMPLETE).write_text(f"{state.global_step}\n", encoding="utf-8")
         # Keep the newest (to resume) and the best (for load_best_model_at_end).
         keep = {newest.name, Path(state.best_model_checkpoint or newest).name}
-        for path in complete_checkpoints(Path(args.output_dir)):
+        for path in complete_checkpoints(Path(str(args.output_dir))):
             if path.name not in keep:
                 shutil.rmtree(path, ignore_errors=True)

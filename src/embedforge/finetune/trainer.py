@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
     EvalPrediction,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     ProgressCallback,
     Trainer,
     TrainerCallback,
@@ -38,8 +40,9 @@ METRIC = MACRO_F1  # model selection: the best checkpoint by validation macro-F1
 class LengthGroupedTrainer(Trainer):
     """A Trainer whose training batches group similar lengths, in an order fixed by (seed, epoch)."""
 
-    def _get_train_sampler(self, train_dataset=None):
+    def _get_train_sampler(self, train_dataset: Dataset | None = None) -> EpochSeededLengthSampler:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
+        assert isinstance(dataset, EncodedDataset)
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
         return EpochSeededLengthSampler(batch, dataset.split.lengths, self.args.seed)
 
@@ -144,7 +147,7 @@ def training_args(
 
 def build_trainer(
     model: PreTrainedModel,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     args: TrainingArguments,
     train: Split,
     validation: Split,
