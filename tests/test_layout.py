@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,16 @@ def test_core_imports_no_stage_package() -> None:
     for module in (SRC / "embedforge" / "core").glob("*.py"):
         bad = [d for d in imports(module) if any(p in d.parents for p in stage_packages)]
         assert not bad, f"{module.name} reaches up into a stage package: {bad}"
+
+
+def test_every_test_named_in_the_docs_exists() -> None:
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(doc.read_text(encoding="utf-8") for doc in docs)
+    named = set(re.findall(r"tests/(test_\w+\.py)::(\w+)", text))
+    assert named, "the docs name no tests"
+    missing = [
+        f"{file}::{name}"
+        for file, name in sorted(named)
+        if not re.search(rf"^def {name}\(", (ROOT / "tests" / file).read_text(encoding="utf-8"), re.M)
+    ]
+    assert not missing, f"docs name tests that do not exist: {missing}"
