@@ -22,7 +22,7 @@ from embedforge.core.params import ExportParams, load_params
 from embedforge.evaluate.classification import ClassifierScores
 from embedforge.evaluate.outputs import headline
 from embedforge.evaluate.probe import ProbeScores
-from embedforge.evaluate.results import MatrixScores, Results
+from embedforge.evaluate.results import MatrixScores, Results, to_metrics
 from embedforge.evaluate.similarity import AnalogyResult, SimilarityResult
 from embedforge.export import run_export, select, write_model2vec
 from embedforge.export.projector import CONFIG_FILE
@@ -220,7 +220,7 @@ def test_headline_holds_the_few_numbers_compared_across_experiments() -> None:
         ]
     }
     classifier = ClassifierScores(["neg", "pos"], np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]))
-    doc = headline(Results([], scores, classifier, probe))
+    doc = headline(to_metrics(Results([], scores, classifier, probe)))
     assert doc == {
         "similarity": 0.4,  # cls_finetuned: mean(.5, .3); input_base lacks ws, so cannot win on the mean
         "analogy": 0.4,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from statistics import fmean
+from typing import Any
 
 from embedforge.core.catalog import MatrixRecord
 from embedforge.core.files import write_json
 from embedforge.core.metrics import ACCURACY, MACRO_F1
+from embedforge.evaluate.documents import CLASSIFICATION_FILE, SIMILARITY_FILE
 from embedforge.evaluate.plots import render_plots, write_plot_data
 from embedforge.evaluate.report import render_markdown
 from embedforge.evaluate.results import Results, to_metrics
@@ -18,30 +20,29 @@ HEADLINE_FILE = "headline.json"
 TUTORIAL_MATRIX = "cls_finetuned"  # the tutorial's method, the baseline every other matrix is read against
 
 
-def headline(results: Results) -> dict[str, object]:
+def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
     """The few numbers a person compares across experiments (metrics/headline.json, the DVC metrics).
 
-    similarity: the mean Spearman over the similarity sets of the matrix best on that mean; analogy: the
-    best accuracy per analogy set, averaged; classifier: the fine-tuned classifier's test macro-F1
-    (classifier_accuracy beside it); probe / probe_random: the best frozen-probe macro-F1 and the random
-    baseline's; best.<benchmark>: the best matrix's score; cls_finetuned.<benchmark>: the tutorial matrix's.
+    Read from the metrics documents (`to_metrics`, or the files): similarity: the mean Spearman over the
+    similarity sets of the matrix best on that mean; analogy: the best accuracy per analogy set, averaged;
+    classifier: the fine-tuned classifier's test macro-F1 (classifier_accuracy beside it); probe /
+    probe_random: the best frozen-probe macro-F1 and the random baseline's; best.<benchmark>: the best
+    matrix's score; cls_finetuned.<benchmark>: the tutorial matrix's.
     """
-    # per matrix, the benchmark's one number: Spearman for a similarity set, accuracy for an analogy set
+    # per matrix, each benchmark's one number: Spearman for a similarity set, accuracy for an analogy set
     per_matrix = {
-        name: {
-            **{b: r.metrics()["spearman"] for b, r in s.similarity.items()},
-            **{b: r.metrics()[ACCURACY] for b, r in s.analogy.items()},
-        }
-        for name, s in results.scores.items()
+        name: {b: r.get("spearman", r.get(ACCURACY)) for b, r in benchmarks.items()}
+        for name, benchmarks in documents[SIMILARITY_FILE].items()
+        if isinstance(benchmarks, dict)
     }
-    first = next(iter(results.scores.values()), None)
-    sims = list(first.similarity) if first else []
-    out: dict[str, object] = {}
-    means = []
-    for values in per_matrix.values():
-        rhos = [values[b] for b in sims]
-        if sims and all(r is not None for r in rhos):
-            means.append(fmean(r for r in rhos if r is not None))
+    first: dict[str, Any] = next(iter(documents[SIMILARITY_FILE].values()), {})
+    sims = [b for b, r in first.items() if "spearman" in r]
+    out: dict[str, Any] = {}
+    means = [
+        fmean(values[b] for b in sims)
+        for values in per_matrix.values()
+        if sims and all(values[b] is not None for b in sims)
+    ]
     if means:
         out["similarity"] = round(max(means), 4)
     best: dict[str, float] = {}
@@ -51,9 +52,10 @@ def headline(results: Results) -> dict[str, object]:
                 best[bench] = v
     if analogies := [v for b, v in best.items() if b not in sims]:
         out["analogy"] = round(fmean(analogies), 4)
-    classifier = results.classifier.metrics()
-    out["classifier"], out["classifier_accuracy"] = classifier[MACRO_F1], classifier[ACCURACY]
-    frozen = {name: p.frozen[MACRO_F1] for name, p in results.probe.items()}
+    classification = documents[CLASSIFICATION_FILE]
+    out["classifier"] = classification["finetuned"][MACRO_F1]
+    out["classifier_accuracy"] = classification["finetuned"][ACCURACY]
+    frozen = {name: p["frozen"][MACRO_F1] for name, p in classification["probe"].items()}
     if trained := [v for name, v in frozen.items() if name in per_matrix]:
         out["probe"] = max(trained)
     if baseline := [v for name, v in frozen.items() if name not in per_matrix]:
@@ -66,9 +68,10 @@ def headline(results: Results) -> dict[str, object]:
 
 def write_results(results: Results, metrics_dir: str | Path, plots_dir: str | Path) -> None:
     """The metrics JSON documents and the plot tables only the results hold (each file atomically)."""
-    for name, document in to_metrics(results).items():
+    documents = to_metrics(results)
+    for name, document in documents.items():
         write_json(Path(metrics_dir) / name, document)
-    write_json(Path(metrics_dir) / HEADLINE_FILE, headline(results))
+    write_json(Path(metrics_dir) / HEADLINE_FILE, headline(documents))
     write_plot_data(results, plots_dir)
 
 
