@@ -1,4 +1,4 @@
-"""DVC stage `export`: matrices named by `export:` -> exports/ (word2vec, model2vec, TensorBoard projector)"""
+"""DVC stage `export`: the matrices `export:` names -> exports/ (word2vec, model2vec, projector)."""
 
 from pathlib import Path
 

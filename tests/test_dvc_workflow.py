@@ -113,7 +113,8 @@ def perturb(obj, k=[0]):
     return round(0.3 + (seed >> (7 * k[0])) % 1000 / 2000, 4)
 os.makedirs("metrics", exist_ok=True)
 os.makedirs("embeddings", exist_ok=True)
-json.dump(perturb(json.load(open("template.json"))), open("metrics/headline.json", "w"), indent=2)
+headline = perturb(json.load(open("template.json")))
+json.dump(headline, open("metrics/headline.json", "w"), indent=2, sort_keys=True)  # as write_json
 open("embeddings/m.txt", "w").write(str(seed))
 """
 
@@ -124,7 +125,8 @@ def test_exp_show_of_the_default_and_two_experiments_fits_120_columns(tmp_path: 
     for change in ("finetune.lr=2e-5", "extract.pooling=max"):
         run(project, DVC, "exp", "run", "-q", "-S", change)
         run(project, "git", "checkout", "-q", "--", ".")  # back to the default before the next one
-    table = run(project, *readme_command("dvc exp show --only-changed"), "--no-pager")
+    command = readme_command("dvc exp show --only-changed")
+    table = run(project, DVC, *command[1:], "--no-pager")
     lines = table.rstrip("\n").splitlines()
     assert max(len(line.rstrip()) for line in lines) <= 120, table
     header = lines[1].split()
