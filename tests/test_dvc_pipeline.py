@@ -93,6 +93,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, revi
             "layers": "last",
             "extra_words": [str(outside / "words.txt")],
         },
+        "export": {"word2vec": ["input_*"]},
         "evaluate": {
             "similarity_files": [str(outside / "pairs.tsv")],
             "analogy_files": [],
@@ -117,6 +118,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, revi
 def test_repro_works_without_the_venv_on_path_and_leaves_nothing_stale(project: Path) -> None:
     assert json.loads((project / "metrics" / "similarity.json").read_text(encoding="utf-8"))
     assert (project / "embeddings" / "index.json").is_file()
+    assert (project / "exports" / "word2vec" / "input_base.txt").is_file()
     assert status(project) == {}
     # a second repro re-fingerprints the inputs and runs nothing else
     assert "Running stage 'prepare'" not in dvc(project, "repro").stdout

@@ -283,6 +283,7 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
     )
     assert written == [
         "metrics/classification.json",
+        "metrics/headline.json",
         "metrics/neighbours.json",
         "metrics/neighbours.md",
         "metrics/oov.json",

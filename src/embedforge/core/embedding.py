@@ -183,14 +183,20 @@ class WordVectors:
             out[missing] = self.unknown_vectors([words[i] for i in missing], unknown, seed, composer)
         return out
 
-    def save_word2vec(self, path: str | Path) -> Path:
-        """Write the word2vec text format (`V d` header, then `word v1 ... vd`), atomically."""
+    def save_word2vec(self, path: str | Path, binary: bool = False) -> Path:
+        """Write the word2vec text format (`V d` header, then `word v1 ... vd`), atomically.
+
+        `binary`: the format of word2vec.c and gensim (`binary=True`): after the same header, each word,
+        a space, its d little-endian float32 values, and a newline.
+        """
         path = Path(path)
-        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
-            fh.write(f"{len(self)} {self.dim}\n")
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            fh.write(f"{len(self)} {self.dim}\n".encode())
             for word, row in zip(self.words, self.weight.numpy(), strict=True):
                 # the format separates fields by spaces: keep a multi-token word as one field
-                fh.write("_".join(word.split()) + " " + " ".join(f"{x:.6g}" for x in row) + "\n")
+                token = "_".join(word.split()).encode("utf-8") + b" "
+                values = row.astype("<f4").tobytes() if binary else " ".join(f"{x:.6g}" for x in row).encode()
+                fh.write(token + values + b"\n")
         return path
 
     def save_projector(self, stem: str | Path) -> tuple[Path, Path]:

@@ -63,11 +63,34 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     return removed
 
 
+def _current_umask() -> int:
+    """The process umask (read by setting it and setting it back: the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _open_modes(target: Path) -> None:
+    """Give `target` (and, for a folder, everything in it) the modes open()/mkdir() give under the umask.
+
+    Some writers (safetensors' `save_file`, anything built on `mkstemp`) create files 0600 whatever the
+    umask, and the temporary folder is 0700: without this, a published output would be private.
+    """
+    mask = _current_umask()
+    paths = [target, *target.rglob("*")] if target.is_dir() else [target]
+    for p in paths:
+        if p.is_symlink():
+            continue
+        executable = p.is_dir() or p.stat().st_mode & 0o100
+        p.chmod((0o777 if executable else 0o666) & ~mask)
+
+
 @contextmanager
 def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success replace `path` with it, on error delete it.
 
-    Temporaries that a killed run left next to `path` are removed first.
+    Temporaries that a killed run left next to `path` are removed first. What is published gets the
+    permissions a plain open() or mkdir() would give under the process umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +102,7 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
         target.mkdir()
     try:
         yield target
+        _open_modes(target)
         if path.is_dir() and not path.is_symlink():
             # A folder cannot be replaced in one rename: move the old one aside first (two renames, no
             # deletion in between), so the path never holds a partly deleted or partly written output.

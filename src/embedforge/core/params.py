@@ -122,8 +122,19 @@ class ExtractParams:
     vector_files: list[str] = _f([])  # word2vec text/binary files, one `vectors_<stem>` matrix each
     unknown: Literal["zeros", "mean", "random", "subword"] = "mean"  # vectors: words the file lacks
     seed: int = _seed(0)  # for unknown = random
-    export_word2vec: list[str] = _f([])  # matrix names (glob patterns) to also write as <name>.w2v.txt
-    export_projector: list[str] = _f([])  # ... as TensorBoard-projector <name>.tsv + <name>.meta.tsv
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    """Copies of chosen matrices in the formats other tools load (the `export` stage, exports/).
+
+    Each key lists matrix names or glob patterns (`decontext_base_L4`, `aggregate_*_L4`); [] exports none.
+    """
+
+    word2vec: list[str] = _f([])  # word2vec text: exports/word2vec/<name>.txt
+    word2vec_binary: list[str] = _f([])  # word2vec binary (word2vec.c, gensim): exports/word2vec/<name>.bin
+    model2vec: list[str] = _f([])  # model2vec / sentence-transformers static model: exports/model2vec/<name>/
+    projector: list[str] = _f([])  # TensorBoard projector: exports/projector/<name>.tsv, .meta.tsv
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,7 @@ class Params:
     prepare: PrepareParams = _f(PrepareParams())
     finetune: FinetuneParams = _f(FinetuneParams())
     extract: ExtractParams = _f(ExtractParams())
+    export: ExportParams = _f(ExportParams())
     evaluate: EvaluateParams = _f(EvaluateParams())
 
 

@@ -2,20 +2,76 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from statistics import fmean
+from typing import Any
 
 from embedforge.core.catalog import MatrixRecord
 from embedforge.core.files import write_json
+from embedforge.core.metrics import ACCURACY, MACRO_F1
+from embedforge.evaluate.documents import CLASSIFICATION_FILE, SIMILARITY_FILE
 from embedforge.evaluate.plots import render_plots, write_plot_data
 from embedforge.evaluate.report import render_markdown
 from embedforge.evaluate.results import Results, to_metrics
 
+HEADLINE_FILE = "headline.json"
+TUTORIAL_MATRIX = "cls_finetuned"  # the tutorial's method, the baseline every other matrix is read against
+
+
+def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
+    """The few numbers a person compares across experiments (metrics/headline.json, the DVC metrics).
+
+    Read from the metrics documents (`to_metrics`, or the files): similarity: the mean Spearman over the
+    similarity sets of the matrix best on that mean; analogy: the best accuracy per analogy set, averaged;
+    classifier: the fine-tuned classifier's test macro-F1 (classifier_accuracy beside it); probe /
+    probe_random: the best frozen-probe macro-F1 and the random baseline's; best.<benchmark>: the best
+    matrix's score; cls_finetuned.<benchmark>: the tutorial matrix's.
+    """
+    # per matrix, each benchmark's one number: Spearman for a similarity set, accuracy for an analogy set
+    per_matrix = {
+        name: {b: r.get("spearman", r.get(ACCURACY)) for b, r in benchmarks.items()}
+        for name, benchmarks in documents[SIMILARITY_FILE].items()
+        if isinstance(benchmarks, dict)
+    }
+    first: dict[str, Any] = next(iter(documents[SIMILARITY_FILE].values()), {})
+    sims = [b for b, r in first.items() if "spearman" in r]
+    out: dict[str, Any] = {}
+    means = [
+        fmean(values[b] for b in sims)
+        for values in per_matrix.values()
+        if sims and all(values[b] is not None for b in sims)
+    ]
+    if means:
+        out["similarity"] = round(max(means), 4)
+    best: dict[str, float] = {}
+    for values in per_matrix.values():
+        for bench, v in values.items():
+            if v is not None and v > best.get(bench, -math.inf):
+                best[bench] = v
+    if analogies := [v for b, v in best.items() if b not in sims]:
+        out["analogy"] = round(fmean(analogies), 4)
+    classification = documents[CLASSIFICATION_FILE]
+    out["classifier"] = classification["finetuned"][MACRO_F1]
+    out["classifier_accuracy"] = classification["finetuned"][ACCURACY]
+    frozen = {name: p["frozen"][MACRO_F1] for name, p in classification["probe"].items()}
+    if trained := [v for name, v in frozen.items() if name in per_matrix]:
+        out["probe"] = max(trained)
+    if baseline := [v for name, v in frozen.items() if name not in per_matrix]:
+        out["probe_random"] = baseline[0]
+    out["best"] = best
+    if TUTORIAL_MATRIX in per_matrix:
+        out[TUTORIAL_MATRIX] = {b: v for b, v in per_matrix[TUTORIAL_MATRIX].items() if v is not None}
+    return out
+
 
 def write_results(results: Results, metrics_dir: str | Path, plots_dir: str | Path) -> None:
     """The metrics JSON documents and the plot tables only the results hold (each file atomically)."""
-    for name, document in to_metrics(results).items():
+    documents = to_metrics(results)
+    for name, document in documents.items():
         write_json(Path(metrics_dir) / name, document)
+    write_json(Path(metrics_dir) / HEADLINE_FILE, headline(documents))
     write_plot_data(results, plots_dir)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -118,13 +117,9 @@ def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
                 raise EmbedforgeError(f"extract.vector_files: two files would both be written as {name}")
 
 
-def save(matrix: Matrix, params: ExtractParams, catalog: Catalog) -> MatrixRecord:
-    """Write one matrix and the exports its name asks for; return its index record."""
+def save(matrix: Matrix, catalog: Catalog) -> MatrixRecord:
+    """Write one matrix (exports are the `export` stage's job); return its index record."""
     matrix.wv.save(catalog.path(matrix.name))
-    if any(fnmatch.fnmatchcase(matrix.name, p) for p in params.export_word2vec):
-        matrix.wv.save_word2vec(catalog.root / f"{matrix.name}.w2v.txt")
-    if any(fnmatch.fnmatchcase(matrix.name, p) for p in params.export_projector):
-        matrix.wv.save_projector(catalog.path(matrix.name))
     return matrix.record()
 
 
@@ -163,7 +158,7 @@ def run_extract(
             source=source,
             progress=progress,
         )
-        records += [save(m, params, catalog) for m in matrices]
+        records += [save(m, catalog) for m in matrices]
         del matrices  # free this source's matrices before the next model loads
     if VECTORS in strategies:
         # the subword policy composes from the first source's input table
@@ -171,6 +166,6 @@ def run_extract(
         matrices = extract_matrices(
             composer, vocab.words, [VECTORS], params, counts=vocab.counts, progress=progress
         )
-        records += [save(m, params, catalog) for m in matrices]
+        records += [save(m, catalog) for m in matrices]
     catalog.write_index(records, len(vocab))
     return records
