@@ -284,6 +284,7 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
     p = inputs["params"]
     files = ", ".join(p.similarity_files)
     yaml = f"evaluate:\n  similarity_files: [{files}]\n  analogy_files: []\n  probe_epochs: 1\n"
+    yaml += "  curve_consumers: [mean]\n  curve_sizes: [5, 0]\n  curve_seeds: 1\n"
     code, _ = run_stage(_project(inputs, tmp_path, yaml), "evaluate")
     assert code == 0
     written = sorted(
@@ -297,8 +298,10 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
         "metrics/report.md",
         "metrics/similarity.json",
         "plots/confusion.csv",
+        "plots/curves.csv",
         "plots/png",
         "plots/png/confusion.png",
+        "plots/png/curves.png",
         "plots/png/probe.png",
         "plots/png/scatter_chars.png",
         "plots/png/scatter_none.png",

@@ -178,7 +178,7 @@ def _per_series(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> 
     """One compact table per consumer: mean ± sd macro-F1."""
     points = curve_points(classification)
     sizes = size_keys(classification)
-    series = list(dict.fromkeys(s for m in points.values() for s in m))
+    series = sorted({s for m in points.values() for s in m})  # not the file's key order: same either way
     lines = []
     for name in series:
         lines += [
