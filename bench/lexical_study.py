@@ -335,8 +335,8 @@ def mirror_tune(model_dir: Path, words: list[str], p: MirrorParams) -> tuple[Enc
 
 
 def _train_pool(
-    model, seqs: list[list[int]], pad: int, specials: bool, layers: tuple[int, ...]
-) -> torch.Tensor:  # noqa: ANN001
+    model: torch.nn.Module, seqs: list[list[int]], pad: int, specials: bool, layers: tuple[int, ...]
+) -> torch.Tensor:
     """Mean over the word's pieces (or all tokens incl. specials) at the mean of `layers`."""
     width = max(map(len, seqs))
     ids = torch.full((len(seqs), width), pad)
@@ -406,7 +406,7 @@ class Study:
         self.timings["eval_s_per_candidate"].append(round((time.perf_counter() - t1) / len(variants), 3))
 
 
-def study(args: argparse.Namespace) -> dict:
+def study(args: argparse.Namespace) -> dict:  # noqa: C901 - one linear script of study stages
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model_dir = model_folder(args.model)

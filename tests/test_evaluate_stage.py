@@ -68,6 +68,13 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, prepared_dir: Path, tiny_mo
         probe_words=[words[0], "不存在的词"],
         neighbours=3,
         probe_epochs=2,
+        # a small learning curve: one matrix and the random baseline, two consumers, two sizes
+        curve_matrices=["decontext_base_L2", "random*"],
+        curve_consumers=["mean", "cnn"],
+        curve_sizes=[5, 0],
+        curve_seeds=2,
+        curve_min_steps=4,
+        cnn_filters=4,
     )
     prepared = PreparedData(prepared_dir)
     return {"root": root, "prepared": prepared, "catalog": catalog, "finetuned": finetuned, "params": params}
@@ -131,6 +138,7 @@ def test_readable_files_and_plot_data(written: dict) -> None:
     pngs = sorted(p.name for p in (written["plots"] / "png").iterdir())
     assert pngs == [
         "confusion.png",
+        "curves.png",
         "probe.png",
         "scatter_chars.png",
         "scatter_none.png",
@@ -276,6 +284,7 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
     p = inputs["params"]
     files = ", ".join(p.similarity_files)
     yaml = f"evaluate:\n  similarity_files: [{files}]\n  analogy_files: []\n  probe_epochs: 1\n"
+    yaml += "  curve_consumers: [mean]\n  curve_sizes: [5, 0]\n  curve_seeds: 1\n"
     code, _ = run_stage(_project(inputs, tmp_path, yaml), "evaluate")
     assert code == 0
     written = sorted(
@@ -290,8 +299,10 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
         "metrics/report.md",
         "metrics/similarity.json",
         "plots/confusion.csv",
+        "plots/curves.csv",
         "plots/png",
         "plots/png/confusion.png",
+        "plots/png/curves.png",
         "plots/png/probe.png",
         "plots/png/scatter_chars.png",
         "plots/png/scatter_none.png",
@@ -315,3 +326,19 @@ def test_stage_prints_one_line_and_writes_nothing_on_a_bad_benchmark(
         "error: bad.tsv line 2: expected word1<TAB>word2<TAB>score, got 'c\\td'"
     ]
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
+
+
+def test_report_opens_with_the_learning_curve_table_and_figure(written: dict) -> None:
+    report = (written["metrics"] / "report.md").read_text(encoding="utf-8")
+    assert report.startswith("# Evaluation report\n\n## Should I use this matrix, and from which encoder?")
+    table = report.split("| matrix | 5 / class | full split (56) |")[1].split("\n\n")[0]
+    assert "decontext_base_L2 (base encoder)" in table and "random (baseline)" in table
+    assert "transformer (fine-tuned)" in table and " ± " in table
+    assert "![learning curves](../plots/png/curves.png)" in report
+    assert (written["plots"] / "png" / "curves.png").is_file()
+    curves = pd.read_csv(written["plots"] / "curves.csv")
+    assert set(curves["matrix"]) == {"decontext_base_L2", "random"}
+    assert set(curves["series"]) == {"mean_frozen", "cnn_frozen"}
+    section = _json(written["metrics"] / "classification.json")["curves"]
+    assert section["train_rows"] == {"5": 10, "full": 56}
+    assert section["matrices"]["random"]["cnn_frozen"]["5"]["runs"] == 2

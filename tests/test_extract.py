@@ -84,7 +84,8 @@ def test_default_run_writes_every_strategy_source_and_layer(default_run: Path) -
     for source in SOURCES:
         assert {f"cls_{source}", f"input_{source}"} <= names
         assert {f"{s}_{source}_L{i}" for s in ("decontext", "aggregate") for i in range(3)} <= names
-    assert len(names) == 2 * (2 + 3 + 3)
+    assert len(names) == 2 * (2 + 3 + 3) + 1  # + word2vec (no source)
+    assert "word2vec" in names
     for m in index["matrices"]:
         assert (default_run / f"{m['name']}.safetensors").is_file()
         assert set(m) >= {"name", "strategy", "source", "layer", "pooling", "postprocess"}
@@ -402,7 +403,7 @@ def test_bad_input_one_line_error_and_no_output(
 
 
 def test_registry_lists_every_strategy_of_the_issue() -> None:
-    assert set(STRATEGIES) == {"cls", "input", "decontext", "aggregate", "vectors"}
+    assert set(STRATEGIES) == {"cls", "input", "decontext", "aggregate", "vectors", "word2vec"}
 
 
 def _project(tmp_path: Path, prepared: Path, model: Path, extract_yaml: str) -> Path:

@@ -99,8 +99,8 @@ class FinetuneParams:
 class ExtractParams:
     """Word-embedding matrices from the base and fine-tuned parameters."""
 
-    # cls, input, decontext, aggregate, vectors (see embedforge.extract.STRATEGIES)
-    strategies: list[str] = _f(["cls", "input", "decontext", "aggregate"])
+    # cls, input, decontext, aggregate, vectors, word2vec (see embedforge.extract.STRATEGIES)
+    strategies: list[str] = _f(["cls", "input", "decontext", "aggregate", "word2vec"])
     sources: list[Literal["base", "finetuned"]] = _f(["base", "finetuned"])
     # for decontext/aggregate: a hidden_states index (0 = embedding output, num_hidden_layers = last),
     # a list of indices to average, "last", or "all" (one matrix per layer, for the layer study)
@@ -122,6 +122,13 @@ class ExtractParams:
     vector_files: list[str] = _f([])  # word2vec text/binary files, one `vectors_<stem>` matrix each
     unknown: Literal["zeros", "mean", "random", "subword"] = "mean"  # vectors: words the file lacks
     seed: int = _seed(0)  # for unknown = random
+    # strategy word2vec (gensim, on the train split; one worker, seeded with `seed`): the baseline
+    w2v_vector_size: int = _f(0, min=0)  # 0 = the encoder's hidden size (the same shape as the others)
+    w2v_window: int = _f(5, min=1)
+    w2v_min_count: int = _f(2, min=1)
+    w2v_sg: bool = True  # skip-gram (false: CBOW)
+    w2v_negative: int = _f(5, min=1)
+    w2v_epochs: int = _f(10, min=1)
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,20 @@ class EvaluateParams:
     probe_batch_size: int = _f(64, min=1)
     probe_lr: float = _f(3e-3, gt=0.0)
     seed: int = _seed(42)
+    # Learning curves (embedforge.evaluate.curves): matrices (names or glob patterns; `random*` and
+    # `word2vec` name the baselines) trained on nested, stratified subsets of the train split.
+    curve_matrices: list[str] = _f(["decontext_*_L4", "word2vec", "random*"])
+    curve_consumers: list[str] = _f(["mean", "bilstm"])  # mean, cnn, bilstm
+    curve_variants: list[Literal["frozen", "trainable"]] = _f(["frozen"])
+    curve_sizes: list[int] = _f([50, 200, 1000, 0])  # examples per class; 0 = the whole train split
+    curve_seeds: int = _f(3, min=1)  # runs per size below the whole split (the whole split runs once)
+    curve_epochs: int = _f(2, min=1)
+    curve_min_steps: int = _f(60, min=0)  # small subsets train for more epochs, at least this many steps
+    curve_batch_size: int = _f(32, min=1)
+    curve_lr: float = _f(1e-3, gt=0.0)
+    cnn_filters: int = _f(64, min=1)  # per width (3, 4, 5)
+    lstm_hidden: int = _f(64, min=1)  # per direction
+    curve_dropout: float = _f(0.5, min=0.0, max=0.95)
 
 
 @dataclass(frozen=True)

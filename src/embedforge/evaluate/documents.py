@@ -17,7 +17,7 @@ from embedforge.core.files import read_json
 # metrics/: the JSON documents (written from the results) and the Markdown rendered from them
 SIMILARITY_FILE = "similarity.json"  # <matrix>.<benchmark>.{spearman,pearson,coverage} or {accuracy,coverage}
 CLASSIFICATION_FILE = (
-    "classification.json"  # finetuned.{...,labels,confusion}, probe.<matrix>.<variant>.{...}
+    "classification.json"  # finetuned.{...,labels,confusion}, probe.<matrix>.<variant>.{...}, curves.{...}
 )
 OOV_FILE = "oov.json"  # <matrix>.<benchmark>: benchmark words missing from the matrix
 NEIGHBOURS_FILE = "neighbours.json"  # {"words": [probe words], "matrices": {<matrix>: {<word>: [[w, cos]]}}}
@@ -28,6 +28,9 @@ NEIGHBOURS_MARKDOWN = "neighbours.md"
 SCATTER_DIR = "scatter"  # <benchmark>.csv: matrix, word1, word2, human, cosine
 CONFUSION_CSV = "confusion.csv"  # actual, predicted
 LAYERS_CSV = "spearman_by_layer.csv"
+CURVES_CSV = (
+    "curves.csv"  # matrix, series, size, train_rows, macro_f1, macro_f1_sd, low, high, accuracy, runs
+)
 PNG_DIR = "png"
 
 

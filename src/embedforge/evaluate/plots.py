@@ -23,11 +23,13 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from embedforge.core.catalog import MatrixRecord  # noqa: E402
 from embedforge.core.files import atomic_path  # noqa: E402
-from embedforge.core.metrics import ACCURACY  # noqa: E402
+from embedforge.core.metrics import ACCURACY, MACRO_F1  # noqa: E402
 from embedforge.evaluate.classification import CONFUSION, LABELS  # noqa: E402
+from embedforge.evaluate.curve_report import CURVES_PNG, curve_table  # noqa: E402
 from embedforge.evaluate.documents import (  # noqa: E402
     CLASSIFICATION_FILE,
     CONFUSION_CSV,
+    CURVES_CSV,
     LAYERS_CSV,
     PNG_DIR,
     SCATTER_DIR,
@@ -200,19 +202,49 @@ def _probe_accuracy(
     return accuracy
 
 
+def curves_png(table: pd.DataFrame, path: Path) -> None:
+    """Test macro-F1 against training texts (log scale), one panel per consumer, one line per matrix."""
+    series = list(dict.fromkeys(table["series"])) or ["(no curves)"]
+    fig, axes = _grid(len(series), 2, (4.6, 3.4))
+    for ax, name in zip(axes, series, strict=True):
+        part = table[table["series"] == name]
+        for matrix, rows in part.groupby("matrix", sort=False):
+            rows = rows.sort_values("train_rows")
+            ax.errorbar(
+                rows["train_rows"],
+                rows[MACRO_F1],
+                yerr=rows[MACRO_F1 + "_sd"],
+                marker="o",
+                capsize=3,
+                label=str(matrix),
+            )
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("training texts")
+        ax.set_ylabel("test macro-F1")
+        if len(part):
+            ax.legend(fontsize=6)
+    _save(fig, path)
+
+
 def render_plots(
     metrics_dir: str | Path,
     plots_dir: str | Path,
     records: Sequence[MatrixRecord],
     dvclive_dir: str | Path | None = None,
 ) -> None:
-    """spearman_by_layer.csv and png/ from the metrics, the plot tables and DVCLive's training curves."""
+    """spearman_by_layer.csv, curves.csv and png/ from the metrics, plot tables and DVCLive's curves."""
     plots_dir = Path(plots_dir)
     similarity, classification = read_docs(metrics_dir, SIMILARITY_FILE, CLASSIFICATION_FILE)
     layers = layer_table(records, similarity)
     with atomic_path(plots_dir / LAYERS_CSV) as tmp:
         layers.to_csv(tmp, index=False)
+    curves = curve_table(classification)
+    with atomic_path(plots_dir / CURVES_CSV) as tmp:
+        curves.to_csv(tmp, index=False)
     with atomic_path(plots_dir / PNG_DIR, is_dir=True) as tmp:
+        if len(curves):
+            curves_png(curves, tmp / CURVES_PNG)
         for csv in sorted((plots_dir / SCATTER_DIR).glob("*.csv")):
             bench = csv.stem
             rho = {

@@ -7,8 +7,7 @@ Run on each matrix and on a random matrix of the same shape, the gap is what the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from embedforge.core.metrics import ACCURACY, MACRO_F1, classification_metrics
+from embedforge.evaluate.training import epochs_for, fit, one_thread, optimizers
 
 VARIANTS = ("frozen", "trainable")
 
@@ -40,6 +40,7 @@ class ProbeConfig:
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 42
+    min_steps: int = 0  # more epochs for a small training set (learning curves): at least this many steps
 
 
 @dataclass
@@ -55,6 +56,15 @@ class ProbeData:
         ids = self.ids[rows]
         width = max(int((ids != self.pad).sum(1).max()), 1) if len(ids) else 1
         return ids[:, :width]
+
+    def lengths(self) -> list[int]:
+        """In-vocabulary words per text."""
+        return (self.ids != self.pad).sum(1).tolist()
+
+    def subset(self, rows: np.ndarray | torch.Tensor) -> ProbeData:
+        """Some texts only (a training subset of a learning curve)."""
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return ProbeData(ids=self.ids[rows], labels=self.labels[rows], pad=self.pad)
 
 
 def to_probe_data(texts: Sequence[Sequence[str]], labels: Sequence[int], index: dict[str, int]) -> ProbeData:
@@ -97,38 +107,21 @@ class MeanProbe(nn.Module):
         return self.head(self.bag(ids))
 
 
-def _optimizers(model: MeanProbe, lr: float, weight_std: float) -> list[torch.optim.Optimizer]:
-    """Adam for the linear layer; SparseAdam for trainable word vectors, with a step scaled to their size."""
-    optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(model.linear.parameters(), lr=lr)]
-    if model.bag.weight.requires_grad:
-        # Adam steps are about lr per coordinate: scale by the entries' std so every matrix (and its random
-        # twin) moves by the same relative amount.
-        optimizers.append(torch.optim.SparseAdam([model.bag.weight], lr=lr * weight_std))
-    return optimizers
-
-
 def train_probe(
     weight: torch.Tensor, train: ProbeData, num_labels: int, trainable: bool, cfg: ProbeConfig
 ) -> MeanProbe:
-    """Train one probe for a fixed number of epochs, shuffling with a seeded generator."""
+    """Train one probe for a fixed number of epochs (`training.fit`)."""
     model = MeanProbe(weight, num_labels, trainable, train)
-    optimizers = _optimizers(model, cfg.lr, float(weight.std()))
+    opts = optimizers(model.linear.parameters(), model.bag.weight, cfg.lr, float(weight.std()))
     # Frozen vectors: the mean vectors never change, so compute them once and train only the head.
     frozen_feats = None if trainable else model.bag(train.ids).detach()
-    generator = torch.Generator().manual_seed(cfg.seed)
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(train.labels), generator=generator)
-        for start in range(0, len(order), cfg.batch_size):
-            rows = order[start : start + cfg.batch_size]
-            logits = model(train.batch(rows)) if frozen_feats is None else model.head(frozen_feats[rows])
-            for opt in optimizers:
-                opt.zero_grad()
-            loss_fn(logits, train.labels[rows]).backward()
-            for opt in optimizers:
-                opt.step()
-    return model.eval()
+
+    def step(rows: torch.Tensor) -> torch.Tensor:
+        return model(train.batch(rows)) if frozen_feats is None else model.head(frozen_feats[rows])
+
+    epochs = epochs_for(len(train.labels), cfg.batch_size, cfg.epochs, cfg.min_steps)
+    fit(model, step, train.labels, opts, epochs, cfg.batch_size, cfg.seed)
+    return model
 
 
 def predict(model: MeanProbe, data: ProbeData) -> np.ndarray:
@@ -137,23 +130,12 @@ def predict(model: MeanProbe, data: ProbeData) -> np.ndarray:
         return model(data.ids).argmax(-1).numpy()
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one thread: for these tiny ops thread hand-offs cost more than they save."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # measured: 10x faster than 2 threads on a busy 2-core machine
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_probe(
     weight: torch.Tensor, train: ProbeData, test: ProbeData, names: list[str], cfg: ProbeConfig
 ) -> ProbeScores:
     """Frozen and trainable probes on one matrix: test accuracy and macro-F1 of each."""
     result = {}
-    with _one_thread():
+    with one_thread():
         for variant in VARIANTS:
             model = train_probe(weight, train, len(names), variant == "trainable", cfg)
             scores = classification_metrics(test.labels.numpy(), predict(model, test), names)

@@ -15,6 +15,7 @@ from embedforge.core.catalog import MatrixRecord
 from embedforge.core.files import write_text
 from embedforge.core.metrics import ACCURACY, MACRO_F1
 from embedforge.evaluate.classification import CONFUSION, LABELS
+from embedforge.evaluate.curve_report import curve_section
 from embedforge.evaluate.documents import (
     CLASSIFICATION_FILE,
     NEIGHBOURS_FILE,
@@ -187,6 +188,9 @@ def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Se
     rows = [*names, *sorted(baselines)]
     lines = [
         "# Evaluation report",
+        "",
+        *curve_section(classification, records),
+        "## Every matrix",
         "",
         "Word similarity: Spearman ρ of cosine against human scores (coverage in brackets when below 100%); "
         "analogy: 3CosAdd accuracy; probe: test accuracy of mean-of-word-vectors + linear layer with the "

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from embedforge.core.catalog import MatrixRecord
 from embedforge.evaluate.classification import ClassifierScores
+from embedforge.evaluate.curves import CURVES, CurveResults
 from embedforge.evaluate.documents import CLASSIFICATION_FILE, NEIGHBOURS_FILE, OOV_FILE, SIMILARITY_FILE
 from embedforge.evaluate.probe import ProbeScores
 from embedforge.evaluate.similarity import AnalogyResult, Neighbours, SimilarityResult
@@ -43,6 +44,7 @@ class Results:
     scores: dict[str, MatrixScores]  # matrix name -> scores
     classifier: ClassifierScores
     probe: dict[str, ProbeScores]  # matrix name or random baseline name -> probe scores
+    curves: CurveResults = field(default_factory=lambda: CurveResults({}, {}))  # learning curves
 
 
 def to_metrics(results: Results) -> dict[str, Any]:
@@ -53,6 +55,7 @@ def to_metrics(results: Results) -> dict[str, Any]:
         CLASSIFICATION_FILE: {
             "finetuned": results.classifier.to_dict(),
             "probe": {name: p.metrics() for name, p in results.probe.items()},
+            CURVES: results.curves.metrics(),
         },
         OOV_FILE: {name: s.oov() for name, s in results.scores.items()},
         NEIGHBOURS_FILE: {

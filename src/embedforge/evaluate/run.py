@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from embedforge.core.benchmarks import Analogy, Pair, benchmark_name, read_analogies, read_pairs
@@ -15,6 +16,7 @@ from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.classification import score_classifier
+from embedforge.evaluate.curves import CurveRunner
 from embedforge.evaluate.probe import (
     ProbeConfig,
     ProbeData,
@@ -82,6 +84,8 @@ def evaluate_all(
     probe: dict[str, ProbeScores] = {}
     splits: dict[tuple[str, ...], tuple[ProbeData, ProbeData]] = {}
     baselines: dict[tuple, tuple[str, ProbeScores]] = {}  # (vocabulary, dim) -> (first matrix, scores)
+    noises: dict[tuple, torch.Tensor] = {}  # (vocabulary, dim) -> the random matrix, for its curve
+    curves = CurveRunner(p, names)
     for record in tqdm(records, desc="evaluate", unit="matrix", leave=False):
         wv = catalog.load(record.name)
         scores[record.name] = score_matrix(wv, bench, words, p.neighbours)
@@ -90,11 +94,17 @@ def evaluate_all(
             splits[vocabulary] = probe_splits(prepared, wv.index)
         train, test = splits[vocabulary]
         probe[record.name] = run_probe(wv.weight, train, test, names, cfg)
+        curves.add(record.name, wv.weight, train, test)
         key = (vocabulary, wv.dim)
         if key not in baselines:  # the baseline depends only on the vocabulary and the shape
-            noise = random_matrix(wv.weight, p.seed)
-            baselines[key] = (record.name, run_probe(noise, train, test, names, cfg))
+            noises[key] = random_matrix(wv.weight, p.seed)
+            baselines[key] = (record.name, run_probe(noises[key], train, test, names, cfg))
         logger.info("evaluated %s", record.name)
-    for first, baseline in baselines.values():
+    for key, (first, baseline) in baselines.items():
         probe[random_name(first, len(baselines))] = baseline
-    return Results(records=records, scores=scores, classifier=classifier, probe=probe)
+        if curves.wants(random_name(first, len(baselines))):
+            train, test = splits[key[0]]
+            curves.add(random_name(first, len(baselines)), noises[key], train, test)
+    return Results(
+        records=records, scores=scores, classifier=classifier, probe=probe, curves=curves.results()
+    )

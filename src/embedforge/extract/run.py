@@ -15,8 +15,15 @@ from embedforge.core.params import ExtractParams
 from embedforge.core.prepared import PreparedData
 from embedforge.extract.postprocess import describe, postprocess
 from embedforge.extract.source import Corpus, Matrix, SourcePass
-from embedforge.extract.strategy import MODEL_STRATEGIES, SHARES_DECONTEXT, VECTORS, check_strategies
+from embedforge.extract.strategy import (
+    MODEL_STRATEGIES,
+    SHARES_DECONTEXT,
+    VECTORS,
+    WORD2VEC,
+    check_strategies,
+)
 from embedforge.extract.tables import vectors_file
+from embedforge.extract.word2vec import word2vec_matrix
 from embedforge.extract.words import build_vocabulary
 
 log = logging.getLogger(__name__)
@@ -74,6 +81,9 @@ def extract_matrices(
             for path in cfg.vector_files:
                 with _timed(f"vectors {path}"):
                     out.append(vectors_file(path, words, counts, cfg, encoder))
+        elif name == WORD2VEC:
+            with _timed("word2vec"):
+                out.append(_word2vec(encoder, words, counts, cfg, corpus))
         else:
             assert src is not None  # built above for every model strategy
             with _timed(f"{name} {source}"):
@@ -83,6 +93,21 @@ def extract_matrices(
         matrix.wv.weight = postprocess(matrix.wv.weight, cfg.center, cfg.remove_top_pcs, cfg.normalize)
         matrix.postprocess = steps
     return out
+
+
+def _word2vec(
+    encoder: Encoder | None, words: list[str], counts: list[int], cfg: ExtractParams, corpus: Corpus | None
+) -> Matrix:
+    """The word2vec baseline: trained on `corpus`, as wide as the encoder unless `w2v_vector_size` says."""
+    if corpus is None:
+        raise EmbedforgeError("strategy 'word2vec' needs a corpus (the train split's sentences); got none")
+    if not cfg.w2v_vector_size and encoder is None:
+        raise EmbedforgeError(
+            "strategy 'word2vec' with extract.w2v_vector_size = 0 takes the encoder's hidden size; "
+            "got no encoder"
+        )
+    dim = cfg.w2v_vector_size or (encoder.dim if encoder is not None else 0)
+    return word2vec_matrix(corpus, words, counts, dim, cfg, encoder)
 
 
 @contextmanager
@@ -97,7 +122,8 @@ def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
     """Every check of a stage run that can fail fast, before any model runs."""
     strategies = check_strategies(params.strategies)
     check_pooling(params.pooling)
-    if any(s in MODEL_STRATEGIES for s in strategies) or params.unknown == "subword":
+    takes_width = WORD2VEC in strategies and not params.w2v_vector_size  # from the first source
+    if any(s in MODEL_STRATEGIES for s in strategies) or params.unknown == "subword" or takes_width:
         if not params.sources:
             raise EmbedforgeError("extract.sources is empty; expected base and/or finetuned")
         for source in params.sources:
@@ -134,7 +160,8 @@ def run_extract(
 ) -> list[MatrixRecord]:
     """Extract every requested matrix into `out_dir` (+ index.json, written last); return the records.
 
-    Each source's model is loaded once, on `device`, and freed before the next; `vectors` runs last.
+    Each source's model is loaded once, on `device`, and freed before the next; `vectors` and `word2vec`
+    run last.
     """
     resolve_device(device)  # an unknown device fails before any model loads
     dirs = {k: Path(v) for k, v in model_dirs.items()}
@@ -165,6 +192,19 @@ def run_extract(
         composer = Encoder(dirs[params.sources[0]], device) if params.unknown == "subword" else None
         matrices = extract_matrices(
             composer, vocab.words, [VECTORS], params, counts=vocab.counts, progress=progress
+        )
+        records += [save(m, catalog) for m in matrices]
+    if WORD2VEC in strategies:
+        needs_model = not params.w2v_vector_size or params.unknown == "subword"
+        encoder = Encoder(dirs[params.sources[0]], device) if needs_model else None
+        matrices = extract_matrices(
+            encoder,
+            vocab.words,
+            [WORD2VEC],
+            params,
+            counts=vocab.counts,
+            corpus=prepared.sentences(CORPUS_SPLIT),
+            progress=progress,
         )
         records += [save(m, catalog) for m in matrices]
     catalog.write_index(records, len(vocab))

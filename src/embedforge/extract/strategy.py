@@ -1,4 +1,5 @@
-"""Strategy names -> functions. Model strategies read one `SourcePass`; `vectors` reads a word2vec file."""
+"""Strategy names -> functions. Model strategies read one `SourcePass`; `vectors` reads a word2vec file;
+`word2vec` trains one on the training corpus."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ MODEL_STRATEGIES: dict[str, ModelStrategy] = {
     "aggregate": aggregate,
 }
 VECTORS = "vectors"  # one matrix per word2vec file (`tables.vectors_file`), no model source
-STRATEGIES: tuple[str, ...] = (*MODEL_STRATEGIES, VECTORS)
+# one matrix trained with gensim on the training corpus (`word2vec.word2vec_matrix`), no model source
+WORD2VEC = "word2vec"
+STRATEGIES: tuple[str, ...] = (*MODEL_STRATEGIES, VECTORS, WORD2VEC)
 SHARES_DECONTEXT = frozenset({"cls", "decontext"})  # strategies that run the whole decontext pass
 
 

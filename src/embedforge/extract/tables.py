@@ -27,12 +27,16 @@ def vectors_file(
 ) -> Matrix:
     """Rows of an existing word2vec file; `cfg.unknown` for the words it lacks (`subword`: from `encoder`)."""
     found = WordVectors.load_word2vec(path, keep=set(words))
-    composer = None
-    if cfg.unknown == "subword":
-        if encoder is None:
-            raise EmbedforgeError("extract.unknown = 'subword' needs an encoder to compose from; got none")
-        composer = SubwordComposer(encoder, cfg.pooling)
-    weight = found.vectors(words, cfg.unknown, cfg.seed, composer)
+    weight = found.vectors(words, cfg.unknown, cfg.seed, unknown_composer(cfg, encoder))
     method = ["vectors" if w in found else f"unknown:{cfg.unknown}" for w in words]
     wv = WordVectors(words, weight, word_info(counts, method))
     return Matrix(vectors_name(path), "vectors", None, None, wv)
+
+
+def unknown_composer(cfg: ExtractParams, encoder: Encoder | None) -> SubwordComposer | None:
+    """What `unknown = subword` composes a missing word's vector from (None for the other policies)."""
+    if cfg.unknown != "subword":
+        return None
+    if encoder is None:
+        raise EmbedforgeError("extract.unknown = 'subword' needs an encoder to compose from; got none")
+    return SubwordComposer(encoder, cfg.pooling)

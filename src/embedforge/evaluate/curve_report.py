@@ -1,0 +1,234 @@
+"""The opening of report.md and the learning-curve plot data, from the `curves` section of the metrics.
+
+"Should I use this matrix, and from which encoder?": one row per matrix and baseline, one column per
+training size, each cell the mean ± sd test macro-F1 of the best consumer there; the fine-tuned
+transformer (the `finetune` stage's classifier, trained on the whole split) is the ceiling. Then the goals
+of issue 11, checked against those numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from embedforge.core.catalog import MatrixRecord
+from embedforge.core.metrics import ACCURACY, MACRO_F1
+from embedforge.evaluate.curves import CURVES, FULL, RUNS, SD
+from embedforge.evaluate.documents import MetricsDoc
+
+CURVES_PNG = "curves.png"  # under plots/png/
+CEILING = "transformer (fine-tuned)"
+WORD2VEC = "word2vec"  # the strategy of the word2vec baseline
+FROZEN_NETS = ("cnn_frozen", "bilstm_frozen")  # the consumers the goals name
+GOAL_RANDOM, GOAL_W2V, GOAL_SIZE = 0.10, 0.05, 200
+
+Point = tuple[float, float, int]  # mean, sd, runs
+
+
+def curve_points(
+    classification: MetricsDoc, metric: str = MACRO_F1
+) -> dict[str, dict[str, dict[str, Point]]]:
+    """matrix -> series -> size key -> (mean, sd, runs), for the entries that have all three."""
+    out: dict[str, dict[str, dict[str, Point]]] = {}
+    for matrix, series in classification.mapping(CURVES, "matrices").items():
+        for name, sizes in (series or {}).items():
+            for size in sizes or {}:
+                keys = (CURVES, "matrices", matrix, name, size)
+                mean, sd, runs = (classification.number(*keys, k) for k in (metric, metric + SD, RUNS))
+                if mean is not None and sd is not None and runs is not None:
+                    out.setdefault(matrix, {}).setdefault(name, {})[size] = (mean, sd, int(runs))
+    return out
+
+
+def size_keys(classification: MetricsDoc) -> list[str]:
+    """The training sizes in order (numbers ascending, then `full`)."""
+    keys = list(classification.mapping(CURVES, "train_rows"))
+    return sorted(keys, key=lambda k: (k == FULL, int(k) if k.isdigit() else 0))
+
+
+def _order(points: Mapping[str, object], records: Sequence[MatrixRecord]) -> list[str]:
+    """Index matrices in extraction order, then the baselines (random) by name."""
+    names = [r.name for r in records if r.name in points]
+    return names + sorted(set(points) - set(names))
+
+
+def _best(
+    series: dict[str, dict[str, Point]], size: str, among: Sequence[str] | None = None
+) -> tuple[str, Point] | None:
+    cands = [(s, p[size]) for s, p in series.items() if size in p and (among is None or s in among)]
+    return max(cands, key=lambda c: c[1][0]) if cands else None
+
+
+def _label(name: str, records: Sequence[MatrixRecord]) -> str:
+    """The row label: the name, and what it is."""
+    record = next((r for r in records if r.name == name), None)
+    if record is None:
+        return f"{name} (baseline)"
+    if record.strategy == WORD2VEC:
+        return f"{name} (baseline, same corpus)"
+    return f"{name} ({record.source} encoder)" if record.source else name
+
+
+def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
+    points = curve_points(classification)
+    sizes = size_keys(classification)
+    rows = classification.mapping(CURVES, "train_rows")
+    head = [f"{k} / class" if k != FULL else f"full split ({rows[k]})" for k in sizes]
+    lines = ["| matrix | " + " | ".join(head) + " |", "|---" * (len(sizes) + 1) + "|"]
+    for name in _order(points, records):
+        cells = []
+        for size in sizes:
+            best = _best(points[name], size)
+            cells.append("–" if best is None else f"{best[1][0]:.3f} ± {best[1][1]:.3f} ({best[0]})")
+        lines.append(f"| {_label(name, records)} | " + " | ".join(cells) + " |")
+    ceiling = (
+        classification.number("finetuned", MACRO_F1) if classification.has("finetuned", MACRO_F1) else None
+    )
+    if ceiling is not None:
+        cells = (
+            ["not run"] * (len(sizes) - 1) + [f"{ceiling:.3f}"] if FULL in sizes else ["not run"] * len(sizes)
+        )
+        lines.append(f"| {CEILING} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _goals(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
+    """Issue 11's goals against the curve numbers (frozen CNN or BiLSTM, sizes <= 200 per class)."""
+    points = curve_points(classification)
+    by_name = {r.name: r for r in records}
+    extracted = [n for n in points if n in by_name and by_name[n].source]
+    w2v = [n for n in points if n in by_name and by_name[n].strategy == WORD2VEC]
+    random = [n for n in points if n not in by_name]
+    small = [k for k in size_keys(classification) if k.isdigit() and int(k) <= GOAL_SIZE]
+    lines = []
+
+    def best_of(names: list[str], size: str) -> tuple[str, float] | None:
+        found = [(n, b[1][0]) for n in names if (b := _best(points[n], size, FROZEN_NETS))]
+        return max(found, key=lambda f: f[1]) if found else None
+
+    for size in small:
+        top = best_of(extracted, size)
+        if top is None:
+            continue
+        for label, names, goal in (("random init", random, GOAL_RANDOM), ("word2vec", w2v, GOAL_W2V)):
+            other = best_of(names, size)
+            if other is None:
+                continue
+            gap = top[1] - other[1]
+            verdict = "met" if gap >= goal else f"missed by {goal - gap:.3f}"
+            lines.append(
+                f"- {size} / class, frozen CNN/BiLSTM: best extracted {top[1]:.3f} ({top[0]}) vs {label} "
+                f"{other[1]:.3f}: {gap:+.3f} (goal ≥ +{goal:.2f}: {verdict})."
+            )
+    for r in records:
+        base = next(
+            (
+                b
+                for b in records
+                if b.source == "base"
+                and r.source == "finetuned"
+                and b.strategy == r.strategy
+                and b.layer == r.layer
+                and b.name in points
+            ),
+            None,
+        )
+        if base is None or r.name not in points:
+            continue
+        for size in size_keys(classification):
+            tuned, plain = _best(points[r.name], size), _best(points[base.name], size)
+            if tuned and plain:
+                gap = tuned[1][0] - plain[1][0]
+                verdict = "met" if gap > 0 else f"missed by {-gap:.3f}"
+                lines.append(
+                    f"- {size} / class: {r.name} {tuned[1][0]:.3f} vs {base.name} "
+                    f"{plain[1][0]:.3f}: {gap:+.3f} "
+                    f"(goal: fine-tuned encoder ahead: {verdict})."
+                )
+    return lines
+
+
+def curve_section(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
+    """The report's opening: the table, the figure, the goals; nothing when the run drew no curve."""
+    if not curve_points(classification):
+        return []
+    runs = max(
+        (p[2] for s in curve_points(classification).values() for sz in s.values() for p in sz.values()),
+        default=1,
+    )
+    return [
+        "## Should I use this matrix, and from which encoder?",
+        "",
+        f"Test macro-F1 (mean ± sd over up to {runs} nested, stratified training draws) of a small model "
+        "trained on top of each matrix with a given number of training texts per class; each cell shows the "
+        "best consumer there (in brackets; the tables per consumer are below). The fine-tuned transformer "
+        "is the ceiling (the `finetune` stage's classifier, trained on the whole split).",
+        "",
+        *_headline(classification, records),
+        "",
+        f"![learning curves](../plots/png/{CURVES_PNG})",
+        "",
+        *(["Goals (issue 11):", "", *goals, ""] if (goals := _goals(classification, records)) else []),
+        *_per_series(classification, records),
+    ]
+
+
+def _per_series(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
+    """One compact table per consumer: mean ± sd macro-F1."""
+    points = curve_points(classification)
+    sizes = size_keys(classification)
+    series = sorted({s for m in points.values() for s in m})  # not the file's key order: same either way
+    lines = []
+    for name in series:
+        lines += [
+            f"Consumer `{name}`:",
+            "",
+            "| matrix | " + " | ".join(sizes) + " |",
+            "|---" * (len(sizes) + 1) + "|",
+        ]
+        for matrix in _order(points, records):
+            got = points[matrix].get(name, {})
+            lines.append(
+                f"| {matrix} | "
+                + " | ".join(f"{got[s][0]:.3f} ± {got[s][1]:.3f}" if s in got else "–" for s in sizes)
+                + " |"
+            )
+        lines.append("")
+    return lines
+
+
+def curve_table(classification: MetricsDoc) -> pd.DataFrame:
+    """plots/curves.csv: one row per matrix, consumer and size, with error-bar ends for `dvc plots`."""
+    rows_of = classification.mapping(CURVES, "train_rows")
+    f1, acc = curve_points(classification, MACRO_F1), curve_points(classification, ACCURACY)
+    rows = [
+        {
+            "matrix": matrix,
+            "series": name,
+            "size": size,
+            "train_rows": int(rows_of.get(size, 0)),
+            MACRO_F1: mean,
+            MACRO_F1 + SD: sd,
+            "low": round(mean - sd, 4),
+            "high": round(mean + sd, 4),
+            ACCURACY: acc.get(matrix, {}).get(name, {}).get(size, (None,))[0],
+            RUNS: runs,
+        }
+        for matrix, series in f1.items()
+        for name, sizes in series.items()
+        for size, (mean, sd, runs) in sizes.items()
+    ]
+    columns = [
+        "matrix",
+        "series",
+        "size",
+        "train_rows",
+        MACRO_F1,
+        MACRO_F1 + SD,
+        "low",
+        "high",
+        ACCURACY,
+        RUNS,
+    ]
+    return pd.DataFrame(rows, columns=columns)
