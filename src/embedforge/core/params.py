@@ -147,6 +147,7 @@ class PrepareParams:
     language: Literal["zh", "en"] = "zh"
     min_count: int = _f(2, min=1)
     max_vocab_size: int = _f(0, min=0)  # 0 = no limit
+    sample_rows: int = _f(0, min=0)  # a seeded sample of this many cleaned rows, before splitting; 0 = all
 
     @property
     def split_files(self) -> dict[str, str | None]:
