@@ -211,3 +211,28 @@ def test_genuine_coverage_counts_only_rows_the_strategy_made(angles: WordVectors
     assert (metrics["coverage"], metrics["genuine_coverage"]) == (0.8, 0.4)  # a-b2, a-b4 of 5 pairs
     questions = read_analogies(_write(tmp_path / "a.txt", "a b2 b4 b1\na b2 b4 z\n"))
     assert analogy_accuracy(wv, questions).metrics()["genuine_coverage"] == 0.0  # b1 and z are stand-ins
+
+
+def test_chinese_labels_render_with_the_bundled_font_and_no_glyph_warning(tmp_path: Path) -> None:
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from embedforge.evaluate.plots import CJK_FONT, confusion_png
+
+    assert CJK_FONT.is_file() and (CJK_FONT.parent / "OFL.txt").is_file()
+    names = ["书籍", "平板", "手机", "洗发水", "热水器"]  # online_shopping_10_cats classes
+    counts = np.arange(25).reshape(5, 5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        confusion_png(counts, names, tmp_path / "c.png")
+    assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert (tmp_path / "c.png").stat().st_size > 0
+    # the check can fail: the same labels in matplotlib's default font alone warn about each glyph
+    with warnings.catch_warnings(record=True) as caught, plt.rc_context({"font.family": ["DejaVu Sans"]}):
+        warnings.simplefilter("always")
+        fig, ax = plt.subplots()
+        ax.set_title("手机")
+        fig.savefig(tmp_path / "plain.png")
+        plt.close(fig)
+    assert any("missing from font" in str(w.message) for w in caught)
