@@ -141,3 +141,32 @@ def tiny_bpe_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a tiny RoBERTa (2 layers, hidden 32) and a byte-level BPE fast tokenizer."""
     texts = pd.read_csv(REVIEWS)["review"].astype(str).tolist()
     return build_tiny_bpe_model(tmp_path_factory.mktemp("tiny-bpe"), texts)
+
+
+def build_tiny_albert_model(out: Path, texts: list[str], layers: int = 2, hidden: int = 32) -> Path:
+    """Save a randomly initialised tiny ALBERT (factorised embedding: 16-wide token table, hidden 32)."""
+    import torch
+    from transformers import AlbertConfig, AlbertModel
+
+    build_tiny_model(out, texts, layers, hidden)  # the character vocabulary and WordPiece tokenizer
+    vocab = (out / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    config = AlbertConfig(
+        vocab_size=len(vocab),
+        embedding_size=hidden // 2,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=160,
+        pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    AlbertModel(config).save_pretrained(out)  # replaces the BERT's config.json and weights
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_albert_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a tiny ALBERT (2 layers, hidden 32, embedding 16) and a WordPiece tokenizer."""
+    texts = pd.read_csv(REVIEWS)["review"].astype(str).tolist()
+    return build_tiny_albert_model(tmp_path_factory.mktemp("tiny-albert"), texts)

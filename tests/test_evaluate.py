@@ -15,7 +15,13 @@ from embedforge.core.metrics import classification_metrics
 from embedforge.core.params import EvaluateParams
 from embedforge.evaluate.classification import confusion_matrix
 from embedforge.evaluate.probe import ProbeConfig, random_matrix, run_probe, to_probe_data
-from embedforge.evaluate.similarity import analogy_accuracy, nearest_neighbours, word_similarity
+from embedforge.evaluate.similarity import (
+    analogy_accuracy,
+    genuine_rows,
+    nearest_neighbours,
+    row_counts,
+    word_similarity,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +92,12 @@ def test_word_similarity_correlation_coverage_and_oov(angles: WordVectors, tmp_p
     assert 0.9 < result.pearson <= 1.0
     assert (result.used, result.total, result.coverage) == (4, 5, 0.8)
     assert result.oov == ["missing"]
-    assert result.metrics() == {"spearman": 1.0, "pearson": round(result.pearson, 4), "coverage": 0.8}
+    assert result.metrics() == {
+        "spearman": 1.0,
+        "pearson": round(result.pearson, 4),
+        "coverage": 0.8,
+        "genuine_coverage": 0.8,  # a matrix without a `method` column: every row is genuine
+    }
     assert list(result.scores.columns) == ["word1", "word2", "human", "cosine"]
 
 
@@ -94,7 +105,7 @@ def test_word_similarity_with_no_pair_in_vocabulary_reports_zero_coverage(
     angles: WordVectors, tmp_path: Path
 ) -> None:
     result = word_similarity(angles, read_pairs(_write(tmp_path / "s.tsv", "x\ty\t1\nu\tv\t2\n")))
-    assert result.metrics() == {"spearman": None, "pearson": None, "coverage": 0.0}
+    assert result.metrics() == {"spearman": None, "pearson": None, "coverage": 0.0, "genuine_coverage": 0.0}
     assert result.oov == ["u", "v", "x", "y"]
     assert result.scores.empty
 
@@ -117,13 +128,17 @@ def test_analogy_3cosadd_excludes_question_words_and_counts_coverage(tmp_path: P
     text = ": royal\nman king woman queen\nman king woman apple\nman king woman unicorn\n"
     result = analogy_accuracy(wv, read_analogies(_write(tmp_path / "a.txt", text)), chunk=1)
     assert (result.correct, result.used, result.total) == (1, 2, 3)
-    assert result.metrics() == {"accuracy": 0.5, "coverage": round(2 / 3, 4)}
+    assert result.metrics() == {
+        "accuracy": 0.5,
+        "coverage": round(2 / 3, 4),
+        "genuine_coverage": round(2 / 3, 4),
+    }
     assert result.oov == ["unicorn"]
 
 
 def test_analogy_with_nothing_covered_is_null(angles: WordVectors, tmp_path: Path) -> None:
     result = analogy_accuracy(angles, read_analogies(_write(tmp_path / "a.txt", "p q r s\n")))
-    assert result.metrics() == {"accuracy": None, "coverage": 0.0}
+    assert result.metrics() == {"accuracy": None, "coverage": 0.0, "genuine_coverage": 0.0}
 
 
 def test_nearest_neighbours_exclude_the_word_itself(angles: WordVectors) -> None:
@@ -181,3 +196,43 @@ def test_random_matrix_matches_shape_and_scale_and_is_seeded() -> None:
     assert float(noise.std()) == pytest.approx(float(like.std()), rel=0.05)
     assert torch.equal(noise, random_matrix(like, seed=5))
     assert not torch.equal(noise, random_matrix(like, seed=6))
+
+
+def test_genuine_coverage_counts_only_rows_the_strategy_made(angles: WordVectors, tmp_path: Path) -> None:
+    """`coverage` keeps counting every row; `genuine_coverage` only pairs whose two rows are genuine."""
+    import pandas as pd
+
+    method = ["aggregate", "fallback:decontext", "aggregate", "empty", "aggregate", "unknown:mean"]
+    wv = WordVectors(angles.words, angles.weight, pd.DataFrame({"method": method}))
+    assert genuine_rows(wv) == [True, False, True, False, True, False]
+    assert row_counts(wv) == {"total": 6, "genuine": 3}
+    pairs = read_pairs(_write(tmp_path / "s.tsv", "a\tb1\t9\na\tb2\t7\na\tb3\t4\na\tb4\t1\na\tmissing\t5\n"))
+    metrics = word_similarity(wv, pairs).metrics()
+    assert (metrics["coverage"], metrics["genuine_coverage"]) == (0.8, 0.4)  # a-b2, a-b4 of 5 pairs
+    questions = read_analogies(_write(tmp_path / "a.txt", "a b2 b4 b1\na b2 b4 z\n"))
+    assert analogy_accuracy(wv, questions).metrics()["genuine_coverage"] == 0.0  # b1 and z are stand-ins
+
+
+def test_chinese_labels_render_with_the_bundled_font_and_no_glyph_warning(tmp_path: Path) -> None:
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from embedforge.evaluate.plots import CJK_FONT, confusion_png
+
+    assert CJK_FONT.is_file() and (CJK_FONT.parent / "OFL.txt").is_file()
+    names = ["书籍", "平板", "手机", "洗发水", "热水器"]  # online_shopping_10_cats classes
+    counts = np.arange(25).reshape(5, 5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        confusion_png(counts, names, tmp_path / "c.png")
+    assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert (tmp_path / "c.png").stat().st_size > 0
+    # the check can fail: the same labels in matplotlib's default font alone warn about each glyph
+    with warnings.catch_warnings(record=True) as caught, plt.rc_context({"font.family": ["DejaVu Sans"]}):
+        warnings.simplefilter("always")
+        fig, ax = plt.subplots()
+        ax.set_title("手机")
+        fig.savefig(tmp_path / "plain.png")
+        plt.close(fig)
+    assert any("missing from font" in str(w.message) for w in caught)

@@ -98,11 +98,12 @@ def test_metrics_are_flat_one_number_per_matrix_and_benchmark(written: dict) -> 
     similarity = _json(written["metrics"] / "similarity.json")
     assert list(similarity) == NAMES  # the index's names, never re-derived
     cls = similarity["cls_base"]
-    assert set(cls) == {"chars", "none", "quads"}
-    assert set(cls["chars"]) == {"spearman", "pearson", "coverage"}
+    assert set(cls) == {"chars", "none", "quads", "rows"}
+    assert set(cls["chars"]) == {"spearman", "pearson", "coverage", "genuine_coverage"}
     assert cls["chars"]["coverage"] == 1.0 and isinstance(cls["chars"]["spearman"], float)
+    assert cls["rows"]["total"] == cls["rows"]["genuine"] > 0  # cls has no fallback rows
     # A benchmark with no pair in the vocabulary: coverage 0, null correlations, and the run went on.
-    assert cls["none"] == {"spearman": None, "pearson": None, "coverage": 0.0}
+    assert cls["none"] == {"spearman": None, "pearson": None, "coverage": 0.0, "genuine_coverage": 0.0}
     assert cls["quads"]["coverage"] == round(10 / 11, 4)
     classification = _json(written["metrics"] / "classification.json")
     finetuned = classification["finetuned"]
@@ -342,3 +343,27 @@ def test_report_opens_with_the_learning_curve_table_and_figure(written: dict) ->
     section = _json(written["metrics"] / "classification.json")["curves"]
     assert section["train_rows"] == {"5": 10, "full": 56}
     assert section["matrices"]["random"]["cnn_frozen"]["5"]["runs"] == 2
+
+
+def test_report_shows_genuine_rows_and_genuine_coverage_per_matrix() -> None:
+    records = _records(10)[:2]
+    similarity = {
+        "cls_base": {
+            "ws": {"spearman": 0.5, "coverage": 1.0, "genuine_coverage": 1.0},
+            "rows": {"total": 10, "genuine": 10},
+        },
+        "decontext_base_L1": {
+            "ws": {"spearman": 0.6, "coverage": 1.0, "genuine_coverage": 0.66},
+            "rows": {"total": 10, "genuine": 7},
+        },
+    }
+    report = build_report(
+        MetricsDoc.of(similarity, "s.json"), MetricsDoc.of({"probe": {}}, "c.json"), records
+    )
+    assert "| matrix | rows | genuine | fallback | ws genuine |" in report
+    assert "| decontext_base_L1 | 10 | 7 | 3 | 66% |" in report
+    assert "| rows" not in report.split("## Genuine rows")[0]  # `rows` is no benchmark column
+    older = {name: {"ws": v["ws"]} for name, v in similarity.items()}  # a run before row counts: no section
+    doc = MetricsDoc.of(older, "s.json")
+    report = build_report(doc, MetricsDoc.of({"probe": {}}, "c.json"), records)
+    assert "Genuine rows" not in report and doc.missing == []

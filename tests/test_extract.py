@@ -487,3 +487,47 @@ def test_aggregate_marks_words_without_pieces_as_empty(
     row = wv.index["\u200b"]
     assert wv.info["method"][row] == "empty"
     assert not wv.weight[row].any()
+
+
+def test_albert_factorised_embedding_is_projected_to_hidden_size(
+    tiny_albert_model_dir: Path, prepared_dir: Path
+) -> None:
+    """ALBERT's 16-wide token table goes through embedding_hidden_mapping_in: every matrix is 32 wide."""
+    data = PreparedData(prepared_dir)
+    words = build_vocabulary(data, []).words
+    matrices = extract_matrices(
+        tiny_albert_model_dir,
+        words,
+        ["input", "decontext", "cls", "aggregate"],
+        replace(BASE, layers="last"),
+        corpus=data.sentences("train"),
+        source="base",
+        progress=False,
+    )
+    assert [m.name for m in matrices] == ["input_base", "decontext_base_L2", "cls_base", "aggregate_base_L2"]
+    assert {tuple(m.wv.weight.shape) for m in matrices} == {(len(words), 32)}
+    net, tok = (
+        AutoModel.from_pretrained(tiny_albert_model_dir).eval(),
+        AutoTokenizer.from_pretrained(tiny_albert_model_dir),
+    )
+    word = "好吃"
+    states = alone_states(net, tok, word)
+    pieces = tok(word, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        projected = net.encoder.embedding_hidden_mapping_in(net.get_input_embeddings().weight[pieces]).mean(0)
+    expected = {
+        "input_base": projected,
+        "decontext_base_L2": states[2][0, 1:-1].mean(0),
+        "cls_base": states[-1][0, 0],
+    }
+    for m in matrices[:3]:
+        torch.testing.assert_close(m.wv.weight[m.wv.index[word]], expected[m.name], atol=1e-5, rtol=1e-4)
+
+
+def test_a_factorised_embedding_without_a_known_projection_is_a_one_line_error(
+    tiny_albert_model_dir: Path,
+) -> None:
+    encoder = Encoder(tiny_albert_model_dir)
+    del encoder.model.encoder.embedding_hidden_mapping_in
+    with pytest.raises(EmbedforgeError, match=r"input embeddings are 16 wide but hidden_size is 32"):
+        encoder.input_table()

@@ -11,7 +11,14 @@ import yaml
 from transformers import AutoModel
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.models import check_model_dir, load_encoder, materialize, max_positions, resolve_source
+from embedforge.core.models import (
+    check_model_dir,
+    load_encoder,
+    materialize,
+    max_positions,
+    quiet_load_report,
+    resolve_source,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -239,3 +246,41 @@ def test_max_positions_bert_and_roberta(tmp_path, tiny_model_dir):
     assert max_positions(tiny_model_dir) == 160  # BERT: max_position_embeddings (tokenizer sets no limit)
     assert max_positions(_tiny_roberta(tmp_path / "roberta")) == 512  # 514 rows, 2 reserved
     assert max_positions(_tiny_roberta(tmp_path / "short", model_max_length=100)) == 100
+
+
+@pytest.fixture
+def transformers_log():
+    """Records transformers' log messages (its loggers do not propagate to the root logger)."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def test_load_report_table_is_dropped_and_other_warnings_kept(tiny_model_dir, transformers_log):
+    import logging
+
+    from transformers import AutoModelForSequenceClassification
+
+    AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)  # a fresh head: a report
+    assert any("LOAD REPORT" in r.getMessage() for r in transformers_log)  # what is being dropped
+    transformers_log.clear()
+    with quiet_load_report():
+        AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
+        logging.getLogger("transformers.modeling_utils").warning("a real warning")
+    assert [r.getMessage() for r in transformers_log] == ["a real warning"]
+    assert not logging.getLogger("transformers.modeling_utils").filters  # only while loading
+
+
+def test_load_encoder_logs_no_report_for_a_missing_pooler(tmp_path, tiny_model_dir, transformers_log):
+    folder = tmp_path / "no-pooler"
+    shutil.copytree(tiny_model_dir, folder)
+    AutoModel.from_pretrained(tiny_model_dir, add_pooling_layer=False).save_pretrained(folder)
+    transformers_log.clear()
+    load_encoder(folder)
+    assert not [r.getMessage() for r in transformers_log if "LOAD REPORT" in r.getMessage()]

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import Params, load_params, parse_params, read_yaml
+from embedforge.core.params import PROFILES, Params, load_params, parse_params, read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,6 +16,8 @@ def test_committed_params_yaml_is_valid_and_complete():
     for section, values in data.items():
         for key, value in values.items():
             got = getattr(getattr(params, section), key)
+            if value is None and key in PROFILES[params.prepare.language].get(section, {}):
+                value = PROFILES[params.prepare.language][section][key]  # null = the language's default
             assert got == value or (isinstance(value, int) and got == float(value))
 
 

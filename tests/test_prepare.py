@@ -358,3 +358,82 @@ def test_fixed_split_empty_split_names_the_file_not_a_ratio(project, run_stage):
         "data/validation.csv: the validation split is empty; no rows of prepare.validation_file are left",
     )
     assert "ratio" not in run_stage(project, "prepare")[1]
+
+
+def _compress(path: Path, kind: str, out_dir: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """`path` as a .gz, or as the one table file of a .zip (plus `extra` members)."""
+    import gzip
+    import zipfile
+
+    if kind == "gz":
+        out = out_dir / f"{path.name}.gz"
+        out.write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+        return out
+    out = out_dir / f"{path.stem}.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(path, f"inner/{path.name}")
+        archive.writestr("__MACOSX/._x", b"resource fork")  # ignored, as a Mac-made archive holds one
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["zip", "gz"])
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
+def test_compressed_inputs_read_like_the_plain_file(tmp_path, reviews_csv, kind, fmt):
+    df = pd.read_csv(reviews_csv)
+    plain = tmp_path / f"data.{fmt}"
+    {
+        "csv": lambda: df.to_csv(plain, index=False),
+        "tsv": lambda: df.to_csv(plain, sep="\t", index=False),
+        "jsonl": lambda: df.to_json(plain, orient="records", lines=True, force_ascii=False),
+        "parquet": lambda: df.to_parquet(plain),
+    }[fmt]()
+    packed = _compress(plain, kind, tmp_path)
+    expected = read_table(plain, "review", "label")
+    pd.testing.assert_frame_equal(read_table(packed, "review", "label"), expected)
+    # the content, not the suffix, says it is compressed: an explicit format works too
+    pd.testing.assert_frame_equal(read_table(packed, "review", "label", fmt), expected)
+
+
+def test_compressed_input_errors_are_one_line(tmp_path, reviews_csv):
+    two = _compress(reviews_csv, "zip", tmp_path, {"more.csv": b"label,review\n"})
+    with pytest.raises(EmbedforgeError, match=r"two\.zip|must hold exactly one table file; it holds 2"):
+        read_table(two, "review", "label")
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(b"\x1f\x8b" + b"not gzip at all")
+    with pytest.raises(EmbedforgeError, match=r"bad.csv.gz: cannot read the gzip file"):
+        read_table(bad, "review", "label")
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("label,review\n1,很好吃\n".encode("gbk"))
+    with pytest.raises(EmbedforgeError, match=r"gbk.zip \(inner/gbk.csv\) line 2: not valid UTF-8"):
+        read_table(_compress(gbk, "zip", tmp_path), "review", "label")
+
+
+def test_sample_rows_is_seeded_taken_before_splitting_and_recorded(tmp_path, reviews_csv, tiny_model_dir):
+    tok = load_tokenizer(tiny_model_dir)
+
+    def run(out: str, **kw) -> dict:
+        return prepare(_params(reviews_csv, **kw), tok, tmp_path / out, cache_dir=tmp_path / "jieba")
+
+    full = run("full")
+    assert full["sample"] == {"sample_rows": 0, "rows_cleaned": 80, "rows_used": 80}
+    first = run("a", sample_rows=40)
+    assert first["sample"] == {"sample_rows": 40, "rows_cleaned": 80, "rows_used": 40}
+    assert sum(first["rows"].values()) == 40 and first["rows"]["train"] == 32  # split after sampling
+    run("b", sample_rows=40)
+    assert read_parquet(tmp_path / "a/train.parquet").equals(read_parquet(tmp_path / "b/train.parquet"))
+    run("c", sample_rows=40, seed=7)
+    assert not read_parquet(tmp_path / "a/train.parquet").equals(read_parquet(tmp_path / "c/train.parquet"))
+    assert run("d", sample_rows=1000)["sample"]["rows_used"] == 80  # more than there is: all rows
+
+
+def test_sample_rows_applies_to_a_fixed_split_as_a_whole(tmp_path, reviews_csv, tiny_model_dir):
+    df = pd.read_csv(reviews_csv)
+    files = {}
+    for name, part in (("train", df[:50]), ("validation", df[50:65]), ("test", df[65:])):
+        files[f"{name}_file"] = str(tmp_path / f"{name}.csv")
+        part.to_csv(files[f"{name}_file"], index=False)
+    p = PrepareParams(input=None, sample_rows=40, **files)
+    metrics = prepare(p, load_tokenizer(tiny_model_dir), tmp_path / "out", cache_dir=tmp_path / "j")
+    assert sum(metrics["rows"].values()) == 40 and all(n > 0 for n in metrics["rows"].values())

@@ -23,6 +23,8 @@ MAX_PADDING = 0.1  # fraction of a batch's positions
 Groups = list[tuple[int, ...]]
 Span = tuple[int, int]  # [start, end) positions of a word's pieces in a sequence
 Item = tuple[list[int], Any]  # (ids, payload)
+# Where factorised-embedding models keep the linear map from the narrow token table to hidden_size.
+PROJECTIONS = ("encoder.embedding_hidden_mapping_in", "embeddings_project")  # ALBERT, ELECTRA
 
 
 def model_depth(model_dir: str | Path) -> int:
@@ -147,11 +149,36 @@ class Encoder:
         self.max_length = int(min(x for x in limits if x and x > 0))
         self.pad_id = self.tokenizer.pad_token_id or 0
 
+    @torch.inference_mode()
     def input_table(self) -> torch.Tensor:
-        """The model's input token-embedding matrix [vocab, d], on the CPU."""
+        """The model's input token-embedding matrix [vocab, hidden_size], on the CPU.
+
+        A factorised embedding (ALBERT: 128-wide rows, 312-wide layers) is taken through the model's own
+        projection into the hidden size, so `input` vectors are as wide as every other strategy's.
+        """
         table = self.model.get_input_embeddings()
         assert isinstance(table, torch.nn.Embedding)
-        return table.weight.detach().cpu()
+        weight = table.weight.detach()
+        if weight.shape[1] != self.dim:
+            weight = self._projection(weight.shape[1])(weight)
+        return weight.cpu()
+
+    def _projection(self, width: int) -> torch.nn.Linear:
+        """The layer mapping `width`-wide token embeddings to hidden_size, or a one-line error."""
+        for name in PROJECTIONS:
+            try:
+                layer = self.model.get_submodule(name)
+            except AttributeError:
+                continue
+            if isinstance(layer, torch.nn.Linear) and (layer.in_features, layer.out_features) == (
+                width,
+                self.dim,
+            ):
+                return layer
+        raise EmbedforgeError(
+            f"{self.dir}: input embeddings are {width} wide but hidden_size is {self.dim}, and the model has "
+            f"none of the known projections between them ({', '.join(PROJECTIONS)})"
+        )
 
     def piece_ids(self, words: Sequence[str]) -> list[list[int]]:
         """Each word's subword piece ids (no special tokens)."""

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import pickle
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -42,6 +45,29 @@ WEIGHT_FILES = (
 # transformers' placeholder model_max_length when a tokenizer declares none (int(1e30)).
 _NO_LIMIT = 10**12
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class _DropLoadReport(logging.Filter):
+    """Drops transformers' LOAD REPORT table (a row per missing or unexpected tensor); lets the rest pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+@contextmanager
+def quiet_load_report() -> Iterator[None]:
+    """Load weights without transformers' LOAD REPORT table in the log, keeping its other warnings.
+
+    The table lists every tensor a checkpoint lacks or has extra (a pooler, a fresh classification head) and
+    floods the stage logs; `load_encoder` checks the loading info itself and makes real gaps an error.
+    """
+    logger = logging.getLogger("transformers.modeling_utils")
+    drop = _DropLoadReport()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def _offline() -> bool:
@@ -129,9 +155,10 @@ def load_encoder(folder: str | Path) -> PreTrainedModel:
     """Load the bare encoder (no task head) of a model folder, in eval mode, float32."""
     folder = check_model_dir(folder)
     try:
-        model, info = AutoModel.from_pretrained(
-            folder, trust_remote_code=False, dtype=torch.float32, output_loading_info=True
-        )
+        with quiet_load_report():  # the loading info is checked below
+            model, info = AutoModel.from_pretrained(
+                folder, trust_remote_code=False, dtype=torch.float32, output_loading_info=True
+            )
     except pickle.UnpicklingError:
         raise EmbedforgeError(
             f"{folder}: .bin weights hold more than tensors; refused (weights_only=True)"

@@ -39,6 +39,85 @@ def _seed(default: int) -> Any:
     return _f(default, **SEED_RANGE)
 
 
+_ZH_SIM = "data/benchmarks/wordsim/zh/"
+_EN_SIM = "data/benchmarks/wordsim/en/"
+# Language-dependent defaults: a key of these that params.yaml leaves out or sets to null takes the value
+# of the `prepare.language` profile, so `prepare.language: en` alone switches the benchmarks, the
+# benchmark words added to the vocabulary and the probe words; a value the user sets wins.
+PROFILES: dict[str, dict[str, dict[str, list[str]]]] = {
+    "zh": {
+        "extract": {
+            "extra_words": [
+                f"{_ZH_SIM}wordsim240.tsv",
+                f"{_ZH_SIM}wordsim297.tsv",
+                f"{_ZH_SIM}multisimlex_zh.tsv",
+                "data/benchmarks/analogy/zh/ca_translated.txt",
+            ]
+        },
+        "evaluate": {
+            "similarity_files": [
+                f"{_ZH_SIM}wordsim240.tsv",
+                f"{_ZH_SIM}wordsim297.tsv",
+                f"{_ZH_SIM}multisimlex_zh.tsv",
+            ],
+            "analogy_files": ["data/benchmarks/analogy/zh/ca_translated.txt"],
+            "probe_words": ["好吃", "难吃", "味道", "外卖", "送餐", "服务", "米饭", "便宜", "快", "中国"],
+        },
+    },
+    "en": {
+        "extract": {
+            "extra_words": [f"{_EN_SIM}ws353_all.tsv", f"{_EN_SIM}simlex999.tsv", f"{_EN_SIM}men3000.tsv"]
+        },
+        "evaluate": {
+            "similarity_files": [
+                f"{_EN_SIM}ws353_all.tsv",
+                f"{_EN_SIM}simlex999.tsv",
+                f"{_EN_SIM}men3000.tsv",
+            ],
+            "analogy_files": [],  # no English analogy set is committed
+            "probe_words": [
+                "happy",
+                "bad",
+                "love",
+                "movie",
+                "story",
+                "actor",
+                "funny",
+                "music",
+                "money",
+                "food",
+            ],
+        },
+    },
+}
+DEFAULT_LANGUAGE = "zh"
+
+
+def _profile(section: str, key: str) -> Any:
+    """A field whose dataclass default is the default language's profile value."""
+    return _f(PROFILES[DEFAULT_LANGUAGE][section][key])
+
+
+def apply_profile(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with every profile key it leaves out or sets to null filled from `prepare.language`'s profile.
+
+    An unknown language or a section that is not a mapping is left for validation to report.
+    """
+    prepare = data.get("prepare")
+    language = prepare.get("language", DEFAULT_LANGUAGE) if isinstance(prepare, dict) else DEFAULT_LANGUAGE
+    profile = PROFILES.get(language) if isinstance(language, str) else None
+    if profile is None:
+        return data
+    out = dict(data)
+    for section, defaults in profile.items():
+        given = out.get(section, {})
+        if not isinstance(given, dict):
+            continue
+        filled = {k: list(v) for k, v in defaults.items() if given.get(k) is None}
+        out[section] = {**given, **filled}
+    return out
+
+
 @dataclass(frozen=True)
 class ModelParams:
     """Where the pretrained encoder comes from."""
@@ -64,9 +143,11 @@ class PrepareParams:
     test_ratio: float = _f(0.1, min=0.0, max=1.0)
     seed: int = _seed(42)
     max_length: int = _f(128, min=8, max=4096)
+    # also picks the defaults of the PROFILES keys (benchmarks, extra words, probe words)
     language: Literal["zh", "en"] = "zh"
     min_count: int = _f(2, min=1)
     max_vocab_size: int = _f(0, min=0)  # 0 = no limit
+    sample_rows: int = _f(0, min=0)  # a seeded sample of this many cleaned rows, before splitting; 0 = all
 
     @property
     def split_files(self) -> dict[str, str | None]:
@@ -111,14 +192,8 @@ class ExtractParams:
     center: bool = False
     remove_top_pcs: int = _f(0, min=0)  # all-but-the-top; implies centering
     normalize: bool = False  # L2, after the other steps
-    extra_words: list[str] = _f(
-        [
-            "data/benchmarks/wordsim/zh/wordsim240.tsv",
-            "data/benchmarks/wordsim/zh/wordsim297.tsv",
-            "data/benchmarks/wordsim/zh/multisimlex_zh.tsv",
-            "data/benchmarks/analogy/zh/ca_translated.txt",
-        ]
-    )
+    # benchmark files whose words join the vocabulary; null = the language profile's
+    extra_words: list[str] = _profile("extract", "extra_words")
     vector_files: list[str] = _f([])  # word2vec text/binary files, one `vectors_<stem>` matrix each
     unknown: Literal["zeros", "mean", "random", "subword"] = "mean"  # vectors: words the file lacks
     seed: int = _seed(0)  # for unknown = random
@@ -148,20 +223,12 @@ class ExportParams:
 class EvaluateParams:
     """Similarity, analogy, classification and probe evaluation."""
 
-    # word1<TAB>word2<TAB>score files; the metric key of each is its file stem.
-    similarity_files: list[str] = _f(
-        [
-            "data/benchmarks/wordsim/zh/wordsim240.tsv",
-            "data/benchmarks/wordsim/zh/wordsim297.tsv",
-            "data/benchmarks/wordsim/zh/multisimlex_zh.tsv",
-        ]
-    )
+    # word1<TAB>word2<TAB>score files; the metric key of each is its file stem. null = language profile.
+    similarity_files: list[str] = _profile("evaluate", "similarity_files")
     # word2vec-format analogy files (`: section` headers, then `a b c d`), scored with 3CosAdd.
-    analogy_files: list[str] = _f(["data/benchmarks/analogy/zh/ca_translated.txt"])
+    analogy_files: list[str] = _profile("evaluate", "analogy_files")
     # Words whose nearest neighbours are listed in metrics/neighbours.md for every matrix.
-    probe_words: list[str] = _f(
-        ["好吃", "难吃", "味道", "外卖", "送餐", "服务", "米饭", "便宜", "快", "中国"]
-    )
+    probe_words: list[str] = _profile("evaluate", "probe_words")
     neighbours: int = _f(10, min=1)
     # Lower-case benchmark words before lookup (the prepared vocabulary is lower-cased).
     lowercase: bool = True
@@ -336,7 +403,7 @@ def parse_params(data: dict[str, Any] | None) -> Params:
         data = {}
     if not isinstance(data, dict):
         raise EmbedforgeError("params.yaml: expected a mapping of stage sections at the top level")
-    params = _build(Params, data, "")
+    params = _build(Params, apply_profile(data), "")
     check_prepare(params.prepare)
     return params
 

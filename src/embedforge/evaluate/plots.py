@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import matplotlib
 
@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from embedforge.core.catalog import MatrixRecord  # noqa: E402
@@ -43,6 +44,26 @@ if TYPE_CHECKING:
     from embedforge.evaluate.results import Results
 
 PNG_META = {"Software": None}  # no version string: same data -> same bytes
+# Chinese labels (class names, benchmark names) need CJK glyphs, which matplotlib's DejaVu Sans lacks.
+# The bundled subset of Noto Sans CJK SC (GB 2312, SIL OFL 1.1: fonts/OFL.txt) is registered here and
+# listed after the default font: matplotlib takes each glyph from the first font of the list that has it.
+CJK_FONT = Path(__file__).with_name("fonts") / "NotoSansCJKsc-GB2312.otf"
+font_manager.fontManager.addfont(str(CJK_FONT))
+CJK_FAMILY = font_manager.FontProperties(fname=CJK_FONT).get_name()
+FONT_FAMILY = ["DejaVu Sans", CJK_FAMILY]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def with_cjk_font(draw: Callable[P, R]) -> Callable[P, R]:
+    """Run a drawing function with the Latin + CJK font list (text takes its font when it is created)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with plt.rc_context({"font.family": FONT_FAMILY}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _grid(n: int, columns: int, size: tuple[float, float] = (3.0, 2.6)) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -59,12 +80,11 @@ def _grid(n: int, columns: int, size: tuple[float, float] = (3.0, 2.6)) -> tuple
 def _save(fig: plt.Figure, path: Path) -> None:
     """Write a PNG and free the figure."""
     fig.tight_layout()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # missing CJK glyphs in a label are not worth a warning per plot
-        fig.savefig(path, dpi=72, metadata=PNG_META)
+    fig.savefig(path, dpi=72, metadata=PNG_META)
     plt.close(fig)
 
 
+@with_cjk_font
 def scatter_png(frame: pd.DataFrame, bench: str, spearman: dict[str, float | None], path: Path) -> None:
     """Human score vs cosine, one panel per matrix, its Spearman (from the metrics) in each title."""
     matrices = list(dict.fromkeys(frame["matrix"]))
@@ -81,6 +101,7 @@ def scatter_png(frame: pd.DataFrame, bench: str, spearman: dict[str, float | Non
     _save(fig, path)
 
 
+@with_cjk_font
 def layers_png(table: pd.DataFrame, path: Path) -> None:
     """Spearman by layer, one panel per benchmark, one line per strategy / source."""
     benches = list(dict.fromkeys(table["benchmark"])) or ["(no layered matrices)"]
@@ -98,6 +119,7 @@ def layers_png(table: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
+@with_cjk_font
 def confusion_png(counts: np.ndarray, names: list[str], path: Path) -> None:
     """The confusion matrix as an annotated heat map."""
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.2 * len(names) + 1.5))
@@ -112,6 +134,7 @@ def confusion_png(counts: np.ndarray, names: list[str], path: Path) -> None:
     _save(fig, path)
 
 
+@with_cjk_font
 def probe_png(accuracy: dict[str, dict[str, float]], path: Path) -> None:
     """Probe test accuracy per matrix (matrix -> variant -> accuracy), frozen and trainable side by side."""
     names = list(accuracy)
@@ -128,6 +151,7 @@ def probe_png(accuracy: dict[str, dict[str, float]], path: Path) -> None:
     _save(fig, path)
 
 
+@with_cjk_font
 def training_png(dvclive_dir: Path, path: Path) -> bool:
     """Every DVCLive metric series (dvclive/plots/metrics/**.tsv) in one figure; False if there are none."""
     files = sorted((dvclive_dir / "plots" / "metrics").rglob("*.tsv"))

@@ -26,6 +26,7 @@ from embedforge.evaluate.documents import (
     read_docs,
 )
 from embedforge.evaluate.probe import VARIANTS
+from embedforge.evaluate.similarity import ROWS_KEY
 
 CLS = "cls"  # the strategy compared against all others in the summary
 
@@ -180,6 +181,38 @@ def _classifier(classification: MetricsDoc) -> list[str]:
     return lines
 
 
+def _genuine_rows(similarity: MetricsDoc, names: list[str]) -> list[str]:
+    """Per matrix: rows its strategy made vs stand-ins (fallback:*, unknown:*, empty), and the share of each
+    benchmark covered by genuine rows only. Empty for files of runs that did not record row counts."""
+    counted = [
+        n for n in names if similarity.has(n, ROWS_KEY, "genuine") and similarity.has(n, ROWS_KEY, "total")
+    ]
+    if not counted:
+        return []
+    benches = _benchmarks(similarity, "genuine_coverage")
+    lines = [
+        "## Genuine rows",
+        "",
+        "Rows made by the matrix's own strategy, and the share of each benchmark whose words all have such "
+        "rows (the coverage above counts fallback rows too: an `aggregate` word without corpus contexts gets "
+        "its `decontext` vector, a `vectors` word missing from the file a stand-in).",
+        "",
+        "| matrix | rows | genuine | fallback | " + " | ".join(f"{b} genuine" for b in benches) + " |",
+        "|---" * (len(benches) + 4) + "|",
+    ]
+    for name in counted:
+        total, genuine = (int(similarity.number(name, ROWS_KEY, k) or 0) for k in ("total", "genuine"))
+        shares = [
+            similarity.number(name, b, "genuine_coverage")
+            if similarity.has(name, b, "genuine_coverage")
+            else None
+            for b in benches
+        ]
+        cells = ["" if x is None else f"{x:.0%}" for x in shares]
+        lines.append(f"| {name} | {total} | {genuine} | {total - genuine} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Sequence[MatrixRecord]) -> str:
     """report.md from the two metrics documents and the embeddings index."""
     names = [r.name for r in records]
@@ -201,6 +234,7 @@ def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Se
     ]
     summary = [*_cls_summary(similarity, records), *_probe_summary(classification, rows, baselines)]
     lines += [*summary, ""] if summary else []
+    lines += _genuine_rows(similarity, names)
     lines += _classifier(classification)
     missing = [*similarity.missing, *classification.missing]
     if missing:

@@ -10,7 +10,7 @@ from embedforge.evaluate.classification import ClassifierScores
 from embedforge.evaluate.curves import CURVES, CurveResults
 from embedforge.evaluate.documents import CLASSIFICATION_FILE, NEIGHBOURS_FILE, OOV_FILE, SIMILARITY_FILE
 from embedforge.evaluate.probe import ProbeScores
-from embedforge.evaluate.similarity import AnalogyResult, Neighbours, SimilarityResult
+from embedforge.evaluate.similarity import ROWS_KEY, AnalogyResult, Neighbours, SimilarityResult
 
 
 @dataclass(frozen=True)
@@ -20,12 +20,14 @@ class MatrixScores:
     similarity: dict[str, SimilarityResult]
     analogy: dict[str, AnalogyResult]
     neighbours: dict[str, Neighbours | None]  # probe word -> neighbours (None: not in the vocabulary)
+    rows: dict[str, int] = field(default_factory=dict)  # similarity.row_counts: total and genuine rows
 
     def metrics(self) -> dict[str, dict[str, float | None]]:
-        """`<benchmark>` -> its numbers, as in metrics/similarity.json."""
+        """`<benchmark>` -> its numbers, and `rows` -> the row counts, as in metrics/similarity.json."""
         return {
             **{name: r.metrics() for name, r in self.similarity.items()},
             **{name: r.metrics() for name, r in self.analogy.items()},
+            **({ROWS_KEY: dict(self.rows)} if self.rows else {}),
         }
 
     def oov(self) -> dict[str, list[str]]:

@@ -26,7 +26,13 @@ from embedforge.evaluate.probe import (
     to_probe_data,
 )
 from embedforge.evaluate.results import MatrixScores, Results
-from embedforge.evaluate.similarity import analogy_accuracy, nearest_neighbours, unit_rows, word_similarity
+from embedforge.evaluate.similarity import (
+    analogy_accuracy,
+    nearest_neighbours,
+    row_counts,
+    unit_rows,
+    word_similarity,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +66,7 @@ def score_matrix(wv: WordVectors, bench: Benchmarks, probe_words: list[str], k: 
         similarity={name: word_similarity(wv, pairs, unit) for name, pairs in bench.similarity.items()},
         analogy={name: analogy_accuracy(wv, qs, unit) for name, qs in bench.analogy.items()},
         neighbours=nearest_neighbours(wv, probe_words, k, unit),
+        rows=row_counts(wv),
     )
 
 

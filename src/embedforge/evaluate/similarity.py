@@ -14,6 +14,11 @@ from embedforge.core.benchmarks import Analogy, Pair
 from embedforge.core.embedding import WordVectors
 
 MIN_PAIRS = 3  # fewer covered pairs than this give no meaningful correlation
+# A row is genuine when its strategy made it; these `method` values mark a stand-in (extract's vocab files):
+# `fallback:decontext` (aggregate without corpus contexts), `unknown:*` (vectors the file lacks), `empty`.
+STAND_IN_PREFIXES = ("fallback:", "unknown:")
+EMPTY = "empty"
+ROWS_KEY = "rows"  # similarity.json: <matrix>.rows = {"total", "genuine"}
 
 Neighbours = list[tuple[str, float]]  # (word, cosine), most similar first
 
@@ -28,17 +33,19 @@ class SimilarityResult:
     total: int
     oov: list[str]
     scores: pd.DataFrame = field(repr=False)  # word1, word2, human, cosine for the covered pairs
+    genuine: int = 0  # covered pairs whose two words both have genuine rows
 
     @property
     def coverage(self) -> float:
         return self.used / self.total if self.total else 0.0
 
     def metrics(self) -> dict[str, float | None]:
-        """The numbers that go to metrics/similarity.json."""
+        """The numbers that go to metrics/similarity.json (`coverage` counts every row, fallbacks too)."""
         return {
             "spearman": _round(self.spearman),
             "pearson": _round(self.pearson),
             "coverage": _round(self.coverage),
+            "genuine_coverage": _round(self.genuine / self.total if self.total else 0.0),
         }
 
 
@@ -50,6 +57,7 @@ class AnalogyResult:
     used: int
     total: int
     oov: list[str]
+    genuine: int = 0  # covered questions whose four words all have genuine rows
 
     @property
     def accuracy(self) -> float | None:
@@ -60,13 +68,30 @@ class AnalogyResult:
         return self.used / self.total if self.total else 0.0
 
     def metrics(self) -> dict[str, float | None]:
-        """The numbers that go to metrics/similarity.json."""
-        return {"accuracy": _round(self.accuracy), "coverage": _round(self.coverage)}
+        """The numbers that go to metrics/similarity.json (`coverage` counts every row, fallbacks too)."""
+        return {
+            "accuracy": _round(self.accuracy),
+            "coverage": _round(self.coverage),
+            "genuine_coverage": _round(self.genuine / self.total if self.total else 0.0),
+        }
 
 
 def _round(x: float | None, digits: int = 4) -> float | None:
     """Round for the metrics files; NaN becomes None (JSON null)."""
     return None if x is None or math.isnan(x) else round(float(x), digits)
+
+
+def genuine_rows(wv: WordVectors) -> list[bool]:
+    """Per row: made by the matrix's own strategy (no `method` column: every row is)."""
+    if "method" not in wv.info or len(wv.info) != len(wv):
+        return [True] * len(wv)
+    method = wv.info["method"].astype(str)
+    return (~(method.str.startswith(STAND_IN_PREFIXES) | (method == EMPTY))).tolist()
+
+
+def row_counts(wv: WordVectors) -> dict[str, int]:
+    """How many rows the matrix has, and how many of them are genuine (not a fallback or stand-in)."""
+    return {"total": len(wv), "genuine": sum(genuine_rows(wv))}
 
 
 def unit_rows(wv: WordVectors) -> torch.Tensor:
@@ -89,6 +114,7 @@ def word_similarity(wv: WordVectors, pairs: list[Pair], unit: torch.Tensor | Non
     unit = unit_rows(wv) if unit is None else unit
     known = [p for p in pairs if p.word1 in wv.index and p.word2 in wv.index]
     oov = sorted({w for p in pairs for w in (p.word1, p.word2) if w not in wv.index})
+    real = genuine_rows(wv)
     rows1 = torch.tensor([wv.index[p.word1] for p in known], dtype=torch.long)
     rows2 = torch.tensor([wv.index[p.word2] for p in known], dtype=torch.long)
     cosine = (unit[rows1] * unit[rows2]).sum(dim=1).tolist() if known else []
@@ -108,6 +134,7 @@ def word_similarity(wv: WordVectors, pairs: list[Pair], unit: torch.Tensor | Non
         total=len(pairs),
         oov=oov,
         scores=scores,
+        genuine=sum(real[wv.index[p.word1]] and real[wv.index[p.word2]] for p in known),
     )
 
 
@@ -126,7 +153,9 @@ def analogy_accuracy(
         scores = target @ unit.T
         scores.scatter_(1, ids[:, :3], float("-inf"))  # the question words are never the answer
         correct += int((scores.argmax(dim=1) == ids[:, 3]).sum())
-    return AnalogyResult(correct=correct, used=len(known), total=len(questions), oov=oov)
+    real = genuine_rows(wv)
+    genuine = sum(all(real[wv.index[w]] for w in (q.a, q.b, q.c, q.d)) for q in known)
+    return AnalogyResult(correct=correct, used=len(known), total=len(questions), oov=oov, genuine=genuine)
 
 
 def nearest_neighbours(

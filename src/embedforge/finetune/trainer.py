@@ -30,6 +30,7 @@ from transformers import (
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import MACRO_F1, headline
+from embedforge.core.models import quiet_load_report
 from embedforge.core.params import FinetuneParams
 from embedforge.finetune.batches import EncodedDataset, EpochSeededLengthSampler, Split
 from embedforge.finetune.callbacks import TokenProgress
@@ -57,12 +58,13 @@ def trainer_metrics(pred: EvalPrediction) -> dict[str, float]:
 def load_model(base_dir: Path, names: list[str], p: FinetuneParams) -> PreTrainedModel:
     """The base encoder with a fresh, seeded classification head, and the requested layers frozen."""
     set_seed(p.seed)  # the head's initialisation must not depend on anything run before
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_dir,
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)},
-    )
+    with quiet_load_report():  # the fresh head is "missing" by design; models/base was checked by `model`
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base_dir,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+        )
     freeze(model, p.freeze_embeddings, p.freeze_layers)
     return model
 

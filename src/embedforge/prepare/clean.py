@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import unicodedata
+import zipfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.files import read_parquet
 
 _FORMATS = {
     ".csv": "csv",
@@ -31,42 +35,84 @@ _INTEGER = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-def detect_format(path: Path, fmt: str = "auto") -> str:
+# Compressed inputs are recognised by their first bytes, whatever the suffix or prepare.format says.
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def detect_format(path: Path | PurePosixPath, fmt: str = "auto", shown: str | None = None) -> str:
     """The table format of `path`: `fmt` itself, or guessed from the file suffix when `fmt` is auto."""
     if fmt != "auto":
         return fmt
     guessed = _FORMATS.get(path.suffix.lower())
     if guessed is None:
         raise EmbedforgeError(
-            f"{path}: cannot tell the format from the suffix; expected one of "
-            f"{', '.join(sorted(_FORMATS))} or set prepare.format"
+            f"{shown or path}: cannot tell the format from the suffix; expected one of "
+            f"{', '.join(sorted(_FORMATS))} (optionally in a .zip or .gz) or set prepare.format"
         )
     return guessed
 
 
-def _decode_utf8(path: Path) -> str:
-    """The file's text; a one-line error naming the first line that is not valid UTF-8."""
+def _unzip(path: Path, data: bytes) -> tuple[bytes, PurePosixPath]:
+    """The one table file a zip archive holds, and its name; a one-line error otherwise."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [
+                m
+                for m in archive.infolist()
+                if not m.is_dir()
+                and not m.filename.startswith("__MACOSX/")
+                and not PurePosixPath(m.filename).name.startswith(".")
+            ]
+            if len(members) != 1:
+                names = ", ".join(m.filename for m in members[:5]) or "none"
+                raise EmbedforgeError(
+                    f"{path}: a zip input must hold exactly one table file; it holds {len(members)} ({names})"
+                )
+            return archive.read(members[0]), PurePosixPath(members[0].filename)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as err:
+        raise EmbedforgeError(f"{path}: cannot read the zip archive ({str(err).splitlines()[0]})") from None
+
+
+def read_input(path: Path) -> tuple[bytes, PurePosixPath, str]:
+    """(uncompressed bytes, name of the table inside, name for messages) of a plain, .gz or .zip file."""
     data = path.read_bytes()
+    if data.startswith(_ZIP_MAGIC):
+        data, inner = _unzip(path, data)
+        return data, inner, f"{path} ({inner})"
+    if data.startswith(_GZIP_MAGIC):
+        try:
+            data = gzip.decompress(data)
+        except (gzip.BadGzipFile, zlib.error, EOFError) as err:
+            raise EmbedforgeError(f"{path}: cannot read the gzip file ({err})") from None
+        inner = PurePosixPath(path.name)
+        return data, inner.with_suffix("") if inner.suffix.lower() == ".gz" else inner, str(path)
+    return data, PurePosixPath(path.name), str(path)
+
+
+def _decode_utf8(data: bytes, shown: str) -> str:
+    """The text of `data`; a one-line error naming the first line that is not valid UTF-8."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise EmbedforgeError(
-            f"{path} line {line}: not valid UTF-8 (byte 0x{data[err.start]:02x}); convert the file to UTF-8"
+            f"{shown} line {line}: not valid UTF-8 (byte 0x{data[err.start]:02x}); convert the file to UTF-8"
         ) from None
 
 
 def read_table(path: str | Path, text_column: str, label_column: str, fmt: str = "auto") -> pd.DataFrame:
-    """Read a labelled table into a DataFrame with columns `text` and `label` (raw values)."""
+    """Read a labelled table (plain, gzipped or alone in a .zip) into columns `text` and `label` (raw)."""
     path = Path(path)
     if not path.is_file():
         raise EmbedforgeError(f"{path}: input file not found")
-    kind = detect_format(path, fmt)
+    data, inner, shown = read_input(path)
+    kind = detect_format(inner, fmt, shown)
     try:
         if kind == "parquet":
-            df = read_parquet(path)
+            df = pq.read_table(pa.BufferReader(data)).to_pandas()
         else:
-            text = _decode_utf8(path)
+            text = _decode_utf8(data, shown)
             if kind == "jsonl":
                 df = pd.read_json(io.StringIO(text), lines=True, dtype=False)
             else:
@@ -77,14 +123,21 @@ def read_table(path: str | Path, text_column: str, label_column: str, fmt: str =
                     keep_default_na=False,
                     quoting=3 if kind == "tsv" else 0,
                 )
-    except (pd.errors.ParserError, ValueError) as err:
-        raise EmbedforgeError(f"{path}: cannot parse as {kind}: {str(err).splitlines()[0]}") from None
+    except (pd.errors.ParserError, ValueError, pa.ArrowException) as err:
+        raise EmbedforgeError(f"{shown}: cannot parse as {kind}: {str(err).splitlines()[0]}") from None
     for key, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in df.columns:
-            raise EmbedforgeError(
-                f"{path}: no column {column!r} (prepare.{key}); columns are {', '.join(map(str, df.columns))}"
-            )
+            columns = ", ".join(map(str, df.columns))
+            raise EmbedforgeError(f"{shown}: no column {column!r} (prepare.{key}); columns are {columns}")
     return pd.DataFrame({"text": df[text_column], "label": df[label_column]})
+
+
+def sample_rows(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of `n` rows in their original order (all rows when n is 0 or at least len(df))."""
+    if n <= 0 or n >= len(df):
+        return df
+    keep = np.sort(np.random.default_rng(seed).choice(len(df), size=n, replace=False))
+    return df.iloc[keep].reset_index(drop=True)
 
 
 def _is_missing(value: object) -> bool:

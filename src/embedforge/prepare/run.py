@@ -19,6 +19,7 @@ from embedforge.prepare.clean import (
     clean,
     label_names,
     read_table,
+    sample_rows,
     stratified_split,
 )
 from embedforge.prepare.segment import DEFAULT_CACHE_DIR, build_vocab, segment
@@ -33,7 +34,7 @@ def _fixed_split(p: PrepareParams, report: CleanReport) -> dict[str, pd.DataFram
     combined = pd.concat(frames, ignore_index=True)
     # Rows are in train, validation, test order and clean() keeps the first copy of a text, so a text
     # found in several splits stays only in the earliest one.
-    cleaned = clean(combined, report, split_column="split")
+    cleaned = sample_rows(clean(combined, report, split_column="split"), p.sample_rows, p.seed)
     return {
         name: cleaned[cleaned["split"] == name].drop(columns="split").reset_index(drop=True)
         for name in SPLITS
@@ -88,21 +89,27 @@ def prepare(
         check_classes(splits["train"], source)
         for name, path in p.split_files.items():
             fix = f"no rows of prepare.{name}_file are left after cleaning (empty, unlabelled or repeated)"
+            fix += " or sampling (raise prepare.sample_rows)" if p.sample_rows else ""
             check_split(splits[name], name, str(path), fix)
     else:
         assert p.input is not None  # check_prepare
         df = clean(read_table(p.input, p.text_column, p.label_column, p.format), report)
+        df = sample_rows(df, p.sample_rows, p.seed)
         source = p.input
         check_classes(df, source)
         ratios = {"train": p.train_ratio, "validation": p.validation_ratio, "test": p.test_ratio}
         splits = stratified_split(df, ratios, p.seed)
         for name in SPLITS:
-            check_split(splits[name], name, source, f"raise prepare.{name}_ratio or provide more data")
+            more = "raise prepare.sample_rows" if p.sample_rows else "provide more data"
+            check_split(splits[name], name, source, f"raise prepare.{name}_ratio or {more}")
     names = label_names(pd.concat([s["label"] for s in splits.values()]))
     label_id = {name: i for i, name in enumerate(names)}
 
+    used = sum(len(s) for s in splits.values())
     metrics: dict = {
         "cleaning": report.as_dict(),
+        # sample_rows: 0 = every cleaned row; else a seeded sample of that many, taken before splitting
+        "sample": {"sample_rows": p.sample_rows, "rows_cleaned": report.rows_kept, "rows_used": used},
         "rows": {},
         "labels": {},
         "token_length": {},
