@@ -25,6 +25,8 @@ T = TypeVar("T")
 SEED_RANGE = {"min": 0, "max": 2**32 - 1}
 # YAML 1.1 booleans that YAML 1.2 (DVC, and this reader) reads as text.
 _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+WORD_SLOT = "{w}"  # where extract.template puts the word
+Positions = Literal["word", "all"]  # extract.positions
 
 
 def _f(default: Any, **limits: Any) -> Any:
@@ -100,15 +102,21 @@ class ExtractParams:
     """Word-embedding matrices from the base and fine-tuned parameters."""
 
     # cls, input, decontext, aggregate, vectors (see embedforge.extract.STRATEGIES)
-    strategies: list[str] = _f(["cls", "input", "decontext", "aggregate"])
+    strategies: list[str] = _f(["cls", "input", "decontext"])
     sources: list[Literal["base", "finetuned"]] = _f(["base", "finetuned"])
     # for decontext/aggregate: a hidden_states index (0 = embedding output, num_hidden_layers = last),
     # a list of indices to average, "last", or "all" (one matrix per layer, for the layer study)
-    layers: Any = "all"
-    pooling: Literal["mean", "max", "first", "last"] = "mean"  # over a word's subword pieces
+    layers: Any = _f([2, 3, 4])
+    pooling: Literal["mean", "max", "first", "last"] = "mean"  # over the pooled positions
+    # decontext: the word is encoded inside this text, at its one `{w}` (null: the word by itself);
+    # cls always encodes the word by itself (the tutorial baseline)
+    template: str | None = "这个词是“{w}”。"
+    # decontext: pool the word's pieces (`word`) or every token of the sequence (`all`: [CLS], [SEP]
+    # and the template's tokens included)
+    positions: Positions = "all"
     max_contexts: int = _f(32, min=1)  # aggregate: corpus sentences per word, at most
     token_budget: int = _f(8192, min=64)  # padded tokens per forward batch
-    center: bool = False
+    center: bool = True  # (post-processing applies to every matrix but cls, the tutorial baseline)
     remove_top_pcs: int = _f(0, min=0)  # all-but-the-top; implies centering
     normalize: bool = False  # L2, after the other steps
     extra_words: list[str] = _f(
@@ -163,6 +171,10 @@ class EvaluateParams:
     probe_batch_size: int = _f(64, min=1)
     probe_lr: float = _f(3e-3, gt=0.0)
     seed: int = _seed(42)
+    # The set whose dev half (pairs on odd line numbers) picks the recommended matrix; it must be one of
+    # similarity_files. null (when unset): no recommended matrix. The committed params.yaml selects on
+    # data/benchmarks/wordsim/zh/multisimlex_zh.tsv.
+    selection_set: str | None = None
 
 
 @dataclass(frozen=True)
@@ -317,7 +329,30 @@ def parse_params(data: dict[str, Any] | None) -> Params:
         raise EmbedforgeError("params.yaml: expected a mapping of stage sections at the top level")
     params = _build(Params, data, "")
     check_prepare(params.prepare)
+    if params.extract.template is not None:
+        template_parts(params.extract.template)
+    check_selection(params.evaluate)
     return params
+
+
+def template_parts(template: str) -> tuple[str, str]:
+    """The text before and after the one `{w}` of extract.template; an error unless there is exactly one."""
+    if template.count(WORD_SLOT) != 1:
+        raise EmbedforgeError(
+            f"params.yaml: extract.template = {template!r}; expected text with exactly one {WORD_SLOT} "
+            "(where the word goes), or null for the word by itself"
+        )
+    before, _, after = template.partition(WORD_SLOT)
+    return before, after
+
+
+def check_selection(p: EvaluateParams) -> None:
+    """evaluate.selection_set must be one of the similarity files (it is scored like them)."""
+    if p.selection_set is not None and p.selection_set not in p.similarity_files:
+        raise EmbedforgeError(
+            f"params.yaml: evaluate.selection_set = {p.selection_set!r} is not one of "
+            "evaluate.similarity_files; expected one of them, or null"
+        )
 
 
 def check_prepare(p: PrepareParams) -> None:

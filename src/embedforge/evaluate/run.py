@@ -12,7 +12,7 @@ from embedforge.core.benchmarks import Analogy, Pair, benchmark_name, read_analo
 from embedforge.core.catalog import Catalog, random_name
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import EvaluateParams
+from embedforge.core.params import EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.probe import (
@@ -24,6 +24,7 @@ from embedforge.evaluate.probe import (
     to_probe_data,
 )
 from embedforge.evaluate.results import MatrixScores, Results
+from embedforge.evaluate.selection import recommend
 from embedforge.evaluate.similarity import analogy_accuracy, nearest_neighbours, unit_rows, word_similarity
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Benchmarks:
 
 def load_benchmarks(p: EvaluateParams) -> Benchmarks:
     """Parse every benchmark file named in the params; names (file stems) must be distinct."""
+    check_selection(p)
     names = [benchmark_name(f) for f in [*p.similarity_files, *p.analogy_files]]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -97,4 +99,5 @@ def evaluate_all(
         logger.info("evaluated %s", record.name)
     for first, baseline in baselines.values():
         probe[random_name(first, len(baselines))] = baseline
-    return Results(records=records, scores=scores, classifier=classifier, probe=probe)
+    selection = recommend(p, bench.similarity, scores, records, list(bench.analogy))
+    return Results(records=records, scores=scores, classifier=classifier, probe=probe, selection=selection)

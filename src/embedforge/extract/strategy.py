@@ -22,6 +22,7 @@ MODEL_STRATEGIES: dict[str, ModelStrategy] = {
 VECTORS = "vectors"  # one matrix per word2vec file (`tables.vectors_file`), no model source
 STRATEGIES: tuple[str, ...] = (*MODEL_STRATEGIES, VECTORS)
 SHARES_DECONTEXT = frozenset({"cls", "decontext"})  # strategies that run the whole decontext pass
+FORWARD_STRATEGIES = frozenset({"cls", "decontext", "aggregate"})  # run the model, pooling at `layers`
 
 
 def check_strategies(names: Sequence[str]) -> list[str]:
