@@ -98,7 +98,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    params = ExtractParams()  # the default run's settings (layers, pooling, budget, extra words)
+    # the layer study's settings (every layer, the bare word: params/study.yaml), as measured so far
+    params = ExtractParams(layers="all", template=None, positions="word", center=False)
     prepared = PreparedData(Path(args.prepared))
     vocab = build_vocabulary(prepared, params.extra_words)
     if args.words:

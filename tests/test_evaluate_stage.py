@@ -17,7 +17,13 @@ from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate import evaluate_all, render, to_metrics, write_results
-from embedforge.evaluate.documents import CLASSIFICATION_FILE, NEIGHBOURS_FILE, SIMILARITY_FILE, MetricsDoc
+from embedforge.evaluate.documents import (
+    CLASSIFICATION_FILE,
+    NEIGHBOURS_FILE,
+    SIMILARITY_FILE,
+    MetricsDoc,
+    matrix_keys,
+)
 from embedforge.evaluate.report import (
     build_neighbours,
     build_report,
@@ -75,6 +81,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, prepared_dir: Path, tiny_mo
         curve_seeds=2,
         curve_min_steps=4,
         cnn_filters=4,
+        selection_set=str(bench / "chars.tsv"),  # its dev half picks the recommended matrix
     )
     prepared = PreparedData(prepared_dir)
     return {"root": root, "prepared": prepared, "catalog": catalog, "finetuned": finetuned, "params": params}
@@ -96,7 +103,8 @@ def _json(path: Path) -> dict:
 
 def test_metrics_are_flat_one_number_per_matrix_and_benchmark(written: dict) -> None:
     similarity = _json(written["metrics"] / "similarity.json")
-    assert list(similarity) == NAMES  # the index's names, never re-derived
+    assert matrix_keys(similarity) == NAMES  # the index's names, never re-derived
+    assert similarity["recommended"] in NAMES[1:]  # never the cls baseline
     cls = similarity["cls_base"]
     assert set(cls) == {"chars", "none", "quads", "rows"}
     assert set(cls["chars"]) == {"spearman", "pearson", "coverage", "genuine_coverage"}
@@ -241,7 +249,9 @@ def test_two_shapes_get_one_random_baseline_each(inputs: dict, tmp_path: Path) -
     for record in records:
         WordVectors(words, torch.randn(len(words), record.dim)).save(catalog.path(record.name))
     catalog.write_index(records, len(words))
-    params = replace(inputs["params"], similarity_files=[], analogy_files=[], probe_epochs=1)
+    params = replace(
+        inputs["params"], similarity_files=[], analogy_files=[], probe_epochs=1, selection_set=None
+    )
     results = evaluate_all(params, catalog, inputs["finetuned"], inputs["prepared"])
     assert list(results.probe) == ["a_base", "b_base", "random_a_base", "random_b_base"]
     docs = {n: MetricsDoc.of(d, n) for n, d in to_metrics(results).items()}

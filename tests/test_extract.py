@@ -24,14 +24,23 @@ from embedforge.core.benchmarks import benchmark_words, read_pairs
 from embedforge.core.embedding import WordVectors
 from embedforge.core.encoder import MAX_PADDING, Encoder, reduce_pieces, token_batches
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import ExtractParams
+from embedforge.core.params import ExtractParams, parse_params
 from embedforge.core.prepared import PreparedData
 from embedforge.extract import STRATEGIES, build_vocabulary, extract_matrices, run_extract
 from embedforge.extract.postprocess import postprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA_WORD = "饭菜很香"  # absent from the fixture corpus as one segmented word
-BASE = ExtractParams(extra_words=[], max_contexts=3)
+# the study configuration (every strategy and layer, the bare word, no post-processing), on tiny models
+BASE = ExtractParams(
+    strategies=["cls", "input", "decontext", "aggregate", "word2vec"],
+    layers="all",
+    template=None,
+    positions="word",
+    center=False,
+    extra_words=[],
+    max_contexts=3,
+)
 SOURCES = ("base", "finetuned")  # base: WordPiece BERT; finetuned: byte-level BPE RoBERTa
 
 
@@ -531,3 +540,73 @@ def test_a_factorised_embedding_without_a_known_projection_is_a_one_line_error(
     del encoder.model.encoder.embedding_hidden_mapping_in
     with pytest.raises(EmbedforgeError, match=r"input embeddings are 16 wide but hidden_size is 32"):
         encoder.input_table()
+
+
+TEMPLATE = "这个词是“{w}”。"
+
+
+def templated_states(
+    net, tok, template: str | None, word: str
+) -> tuple[tuple[torch.Tensor, ...], list[bool]]:  # noqa: ANN001
+    """hidden_states of the word inside the template, pre-split as [before, word, after] (batch 1), and
+    for each position whether it is one of the word's pieces."""
+    before, _, after = (template or "{w}").partition("{w}")
+    parts = [x for x in (before, word, after) if x]
+    enc = tok(parts, is_split_into_words=True, return_tensors="pt")
+    with torch.no_grad():
+        states = net(**enc, output_hidden_states=True).hidden_states
+    return states, [w is not None and w == int(bool(before)) for w in enc.word_ids(0)]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize(("template", "positions"), [(TEMPLATE, "all"), (TEMPLATE, "word"), (None, "all")])
+def test_template_and_positions_equal_a_plain_forward_pass(
+    models: dict, nets: dict, source: str, template: str | None, positions: str
+) -> None:
+    words = ["好吃", "味道", EXTRA_WORD]
+    cfg = replace(BASE, layers=[1, 2], template=template, positions=positions, center=True)  # type: ignore[arg-type]
+    decontext, cls = extract_matrices(models[source], words, ["decontext", "cls"], cfg, progress=False)
+    expected, bare_cls = [], []
+    for word in words:
+        states, owner = templated_states(*nets[source], template, word)
+        keep = [True] * len(owner) if positions == "all" else owner
+        expected.append(((states[1] + states[2]) / 2)[0, torch.tensor(keep)].mean(0))
+        bare_cls.append(alone_states(*nets[source], word)[-1][0, 0])
+    raw = torch.stack(expected)
+    torch.testing.assert_close(decontext.wv.weight, raw - raw.mean(0), atol=1e-5, rtol=1e-4)
+    assert decontext.postprocess == "center"
+    # cls stays the tutorial baseline: the bare word's [CLS], never templated nor post-processed
+    torch.testing.assert_close(cls.wv.weight, torch.stack(bare_cls), atol=1e-5, rtol=1e-4)
+    assert cls.postprocess == "none" and cls.record().postprocess == "none"
+
+
+def test_cls_with_a_template_runs_the_bare_pass_once_more(models: dict) -> None:
+    from embedforge.core.encoder import Encoder
+    from embedforge.extract.source import AloneSettings, SourcePass
+
+    words = ["好吃", "味道"]
+    plain = SourcePass(Encoder(models["base"]), words, replace(BASE, positions="all"))
+    assert plain.bare is plain.decontext  # no template: cls and decontext share one pass
+    templated = SourcePass(Encoder(models["base"]), words, replace(BASE, template=TEMPLATE))
+    assert templated.bare is not templated.decontext
+    assert set(templated._passes) == {AloneSettings(TEMPLATE, "word"), AloneSettings(None, "word")}
+
+
+@pytest.mark.parametrize("template", ["没有词", "{w}和{w}", ""])
+def test_a_template_without_exactly_one_slot_is_a_one_line_error(models: dict, template: str) -> None:
+    with pytest.raises(EmbedforgeError, match=r"extract.template = .*expected text with exactly one \{w\}"):
+        parse_params({"extract": {"template": template}})
+    with pytest.raises(EmbedforgeError, match="exactly one"):
+        extract_matrices(models["base"], ["好吃"], ["decontext"], replace(BASE, template=template))
+    with pytest.raises(EmbedforgeError, match="extract.positions = 'cls' is not valid"):
+        parse_params({"extract": {"positions": "cls"}})
+
+
+def test_default_params_are_the_selected_configuration() -> None:
+    from embedforge.core.params import load_params
+
+    cfg = load_params(ROOT / "params.yaml").extract
+    assert cfg == ExtractParams()  # params.yaml and the schema's defaults agree
+    assert (cfg.template, cfg.positions, cfg.layers, cfg.center) == (TEMPLATE, "all", [2, 3, 4], True)
+    study = load_params(ROOT / "params" / "study.yaml").extract
+    assert (study.template, study.layers, study.center) == (None, "all", False)

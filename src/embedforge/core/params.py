@@ -25,6 +25,8 @@ T = TypeVar("T")
 SEED_RANGE = {"min": 0, "max": 2**32 - 1}
 # YAML 1.1 booleans that YAML 1.2 (DVC, and this reader) reads as text.
 _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+WORD_SLOT = "{w}"  # where extract.template puts the word
+Positions = Literal["word", "all"]  # extract.positions
 
 
 def _f(default: Any, **limits: Any) -> Any:
@@ -44,6 +46,8 @@ _EN_SIM = "data/benchmarks/wordsim/en/"
 # Language-dependent defaults: a key of these that params.yaml leaves out or sets to null takes the value
 # of the `prepare.language` profile, so `prepare.language: en` alone switches the benchmarks, the
 # benchmark words added to the vocabulary and the probe words; a value the user sets wins.
+# SELECTION_SETS: the set whose dev half picks the recommended matrix, per language; it applies only when
+# the resolved similarity_files contain it (else no matrix is recommended unless the user names one).
 PROFILES: dict[str, dict[str, dict[str, list[str]]]] = {
     "zh": {
         "extract": {
@@ -91,6 +95,7 @@ PROFILES: dict[str, dict[str, dict[str, list[str]]]] = {
     },
 }
 DEFAULT_LANGUAGE = "zh"
+SELECTION_SETS = {"zh": f"{_ZH_SIM}multisimlex_zh.tsv", "en": f"{_EN_SIM}simlex999.tsv"}
 
 
 def _profile(section: str, key: str) -> Any:
@@ -115,6 +120,11 @@ def apply_profile(data: dict[str, Any]) -> dict[str, Any]:
             continue
         filled = {k: list(v) for k, v in defaults.items() if given.get(k) is None}
         out[section] = {**given, **filled}
+    evaluate = out.get("evaluate")
+    if isinstance(evaluate, dict) and evaluate.get("selection_set") is None:
+        chosen = SELECTION_SETS.get(language)
+        if isinstance(evaluate.get("similarity_files"), list) and chosen in evaluate["similarity_files"]:
+            out["evaluate"] = {**evaluate, "selection_set": chosen}
     return out
 
 
@@ -181,15 +191,21 @@ class ExtractParams:
     """Word-embedding matrices from the base and fine-tuned parameters."""
 
     # cls, input, decontext, aggregate, vectors, word2vec (see embedforge.extract.STRATEGIES)
-    strategies: list[str] = _f(["cls", "input", "decontext", "aggregate", "word2vec"])
+    strategies: list[str] = _f(["cls", "input", "decontext", "word2vec"])
     sources: list[Literal["base", "finetuned"]] = _f(["base", "finetuned"])
     # for decontext/aggregate: a hidden_states index (0 = embedding output, num_hidden_layers = last),
     # a list of indices to average, "last", or "all" (one matrix per layer, for the layer study)
-    layers: Any = "all"
-    pooling: Literal["mean", "max", "first", "last"] = "mean"  # over a word's subword pieces
+    layers: Any = _f([2, 3, 4])
+    pooling: Literal["mean", "max", "first", "last"] = "mean"  # over the pooled positions
+    # decontext: the word is encoded inside this text, at its one `{w}` (null: the word by itself);
+    # cls always encodes the word by itself (the tutorial baseline)
+    template: str | None = "这个词是“{w}”。"
+    # decontext: pool the word's pieces (`word`) or every token of the sequence (`all`: [CLS], [SEP]
+    # and the template's tokens included)
+    positions: Positions = "all"
     max_contexts: int = _f(32, min=1)  # aggregate: corpus sentences per word, at most
     token_budget: int = _f(8192, min=64)  # padded tokens per forward batch
-    center: bool = False
+    center: bool = True  # (post-processing applies to every matrix but cls, the tutorial baseline)
     remove_top_pcs: int = _f(0, min=0)  # all-but-the-top; implies centering
     normalize: bool = False  # L2, after the other steps
     # benchmark files whose words join the vocabulary; null = the language profile's
@@ -239,7 +255,7 @@ class EvaluateParams:
     seed: int = _seed(42)
     # Learning curves (embedforge.evaluate.curves): matrices (names or glob patterns; `random*` and
     # `word2vec` name the baselines) trained on nested, stratified subsets of the train split.
-    curve_matrices: list[str] = _f(["decontext_*_L4", "word2vec", "random*"])
+    curve_matrices: list[str] = _f(["decontext_*", "word2vec", "random*"])
     curve_consumers: list[str] = _f(["mean", "bilstm"])  # mean, cnn, bilstm
     curve_variants: list[Literal["frozen", "trainable"]] = _f(["frozen"])
     curve_sizes: list[int] = _f([50, 200, 1000, 0])  # examples per class; 0 = the whole train split
@@ -251,6 +267,9 @@ class EvaluateParams:
     cnn_filters: int = _f(64, min=1)  # per width (3, 4, 5)
     lstm_hidden: int = _f(64, min=1)  # per direction
     curve_dropout: float = _f(0.5, min=0.0, max=0.95)
+    # The set whose dev half (pairs on odd line numbers) picks the recommended matrix; it must be one of
+    # similarity_files. null: the language's SELECTION_SETS entry when similarity_files has it, else none.
+    selection_set: str | None = None
 
 
 @dataclass(frozen=True)
@@ -405,7 +424,30 @@ def parse_params(data: dict[str, Any] | None) -> Params:
         raise EmbedforgeError("params.yaml: expected a mapping of stage sections at the top level")
     params = _build(Params, apply_profile(data), "")
     check_prepare(params.prepare)
+    if params.extract.template is not None:
+        template_parts(params.extract.template)
+    check_selection(params.evaluate)
     return params
+
+
+def template_parts(template: str) -> tuple[str, str]:
+    """The text before and after the one `{w}` of extract.template; an error unless there is exactly one."""
+    if template.count(WORD_SLOT) != 1:
+        raise EmbedforgeError(
+            f"params.yaml: extract.template = {template!r}; expected text with exactly one {WORD_SLOT} "
+            "(where the word goes), or null for the word by itself"
+        )
+    before, _, after = template.partition(WORD_SLOT)
+    return before, after
+
+
+def check_selection(p: EvaluateParams) -> None:
+    """evaluate.selection_set must be one of the similarity files (it is scored like them)."""
+    if p.selection_set is not None and p.selection_set not in p.similarity_files:
+        raise EmbedforgeError(
+            f"params.yaml: evaluate.selection_set = {p.selection_set!r} is not one of "
+            "evaluate.similarity_files; expected one of them, or null"
+        )
 
 
 def check_prepare(p: PrepareParams) -> None:

@@ -16,6 +16,10 @@ from embedforge.core.files import read_json
 
 # metrics/: the JSON documents (written from the results) and the Markdown rendered from them
 SIMILARITY_FILE = "similarity.json"  # <matrix>.<benchmark>.{spearman,pearson,coverage} or {accuracy,coverage}
+# ... and, after the matrices, two keys that are not matrix names (see evaluate.selection):
+RECOMMENDED_KEY = "recommended"  # the recommended matrix's name
+SELECTION_KEY = "selection"  # how it was chosen, its scores with bootstrap intervals, the difference to cls
+NOT_MATRICES = frozenset({RECOMMENDED_KEY, SELECTION_KEY})
 CLASSIFICATION_FILE = (
     "classification.json"  # finetuned.{...,labels,confusion}, probe.<matrix>.<variant>.{...}, curves.{...}
 )
@@ -118,6 +122,12 @@ class MetricsDoc:
         if not ok:
             raise self._wrong(keys, value, "a list of rows of counts")
         return value
+
+
+def matrix_keys(similarity: MetricsDoc | dict[str, Any]) -> list[str]:
+    """The top-level keys of similarity.json that are matrix names."""
+    data = similarity.data if isinstance(similarity, MetricsDoc) else similarity
+    return [k for k in data if k not in NOT_MATRICES]
 
 
 def read_docs(metrics_dir: str | Path, *files: str) -> list[MetricsDoc]:

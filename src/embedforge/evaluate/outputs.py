@@ -11,7 +11,7 @@ from typing import Any
 from embedforge.core.catalog import MatrixRecord
 from embedforge.core.files import write_json
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.evaluate.documents import CLASSIFICATION_FILE, SIMILARITY_FILE
+from embedforge.evaluate.documents import CLASSIFICATION_FILE, RECOMMENDED_KEY, SIMILARITY_FILE, matrix_keys
 from embedforge.evaluate.plots import render_plots, write_plot_data
 from embedforge.evaluate.report import render_markdown
 from embedforge.evaluate.results import Results, to_metrics
@@ -27,15 +27,17 @@ def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
     similarity sets of the matrix best on that mean; analogy: the best accuracy per analogy set, averaged;
     classifier: the fine-tuned classifier's test macro-F1 (classifier_accuracy beside it); probe /
     probe_random: the best frozen-probe macro-F1 and the random baseline's; best.<benchmark>: the best
-    matrix's score; cls_finetuned.<benchmark>: the tutorial matrix's.
+    matrix's score; cls_finetuned.<benchmark>: the tutorial matrix's; recommended.<benchmark>: the
+    recommended matrix's (see evaluate.selection).
     """
     # per matrix, each benchmark's one number: Spearman for a similarity set, accuracy for an analogy set
+    matrices = {k: documents[SIMILARITY_FILE][k] for k in matrix_keys(documents[SIMILARITY_FILE])}
     per_matrix = {
         name: {b: r.get("spearman", r.get(ACCURACY)) for b, r in benchmarks.items()}
-        for name, benchmarks in documents[SIMILARITY_FILE].items()
+        for name, benchmarks in matrices.items()
         if isinstance(benchmarks, dict)
     }
-    first: dict[str, Any] = next(iter(documents[SIMILARITY_FILE].values()), {})
+    first: dict[str, Any] = next(iter(matrices.values()), {})
     sims = [b for b, r in first.items() if "spearman" in r]
     out: dict[str, Any] = {}
     means = [
@@ -63,6 +65,8 @@ def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
     out["best"] = best
     if TUTORIAL_MATRIX in per_matrix:
         out[TUTORIAL_MATRIX] = {b: v for b, v in per_matrix[TUTORIAL_MATRIX].items() if v is not None}
+    if (chosen := documents[SIMILARITY_FILE].get(RECOMMENDED_KEY)) in per_matrix:
+        out[RECOMMENDED_KEY] = {b: v for b, v in per_matrix[chosen].items() if v is not None}
     return out
 
 

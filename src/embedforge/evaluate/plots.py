@@ -36,6 +36,7 @@ from embedforge.evaluate.documents import (  # noqa: E402
     SCATTER_DIR,
     SIMILARITY_FILE,
     MetricsDoc,
+    matrix_keys,
     read_docs,
 )
 from embedforge.evaluate.probe import VARIANTS  # noqa: E402
@@ -273,7 +274,7 @@ def render_plots(
             bench = csv.stem
             rho = {
                 m: similarity.number(m, bench, "spearman")
-                for m in similarity.data
+                for m in matrix_keys(similarity)
                 if similarity.has(m, bench)
             }
             scatter_png(pd.read_csv(csv), bench, rho, tmp / f"scatter_{bench}.png")

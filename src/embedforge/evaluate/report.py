@@ -20,9 +20,12 @@ from embedforge.evaluate.documents import (
     CLASSIFICATION_FILE,
     NEIGHBOURS_FILE,
     NEIGHBOURS_MARKDOWN,
+    RECOMMENDED_KEY,
     REPORT_FILE,
+    SELECTION_KEY,
     SIMILARITY_FILE,
     MetricsDoc,
+    matrix_keys,
     read_docs,
 )
 from embedforge.evaluate.probe import VARIANTS
@@ -49,8 +52,8 @@ def _benchmarks(similarity: MetricsDoc, metric: str) -> list[str]:
     """Benchmark keys carrying `metric` in any matrix, in name order (the same for every run)."""
     keys = {
         k
-        for values in similarity.data.values()
-        if isinstance(values, dict)
+        for name in matrix_keys(similarity)
+        if isinstance(values := similarity.data[name], dict)
         for k, v in values.items()
         if isinstance(v, dict) and metric in v
     }
@@ -143,6 +146,49 @@ def _probe_summary(classification: MetricsDoc, rows: list[str], baselines: set[s
     return lines
 
 
+def _ci(doc: MetricsDoc, keys: tuple[str, ...], value: str, signed: bool = False) -> str:
+    """`.646 [.562, .724]` from a selection record entry (value, low, high)."""
+    number, low, high = (doc.number(*keys, k) for k in (value, "low", "high"))
+    if number is None:
+        return "–"
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    text = fmt.format(number)
+    return text if low is None or high is None else f"{text} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def _recommended(similarity: MetricsDoc) -> list[str]:
+    """The recommended matrix beside the tutorial `cls_finetuned` and any peer vectors, with intervals."""
+    if not similarity.has(SELECTION_KEY):
+        return []
+    sel = similarity.mapping(SELECTION_KEY)
+    best = similarity.data.get(RECOMMENDED_KEY)
+    matrices = similarity.mapping(SELECTION_KEY, "matrices")
+    if not isinstance(best, str) or best not in matrices:
+        return []
+    baseline = sel.get("baseline")
+    rows = [best, *([baseline] if baseline in matrices else []), *sorted(set(matrices) - {best, baseline})]
+    sets = sorted(similarity.mapping(SELECTION_KEY, "matrices", best))  # the file's order: sorted keys
+    seen, held = (", ".join(sel.get(k) or []) for k in ("seen", "held_out"))
+    lines = [
+        "## Recommended matrix",
+        "",
+        f"**{best}**, chosen by the rule: {sel.get('rule', 'n/a')} (`{sel.get('set')}`, "
+        f"{sel.get('half', '')}). Selection saw: {seen}; held out: {held}. "
+        f"ρ with a {sel.get('confidence', 0.95):.0%} percentile bootstrap interval over pairs "
+        f"({sel.get('resamples')} resamples); `<set>:dev` / `<set>:held` are the selection set's halves.",
+        "",
+        "| matrix | " + " | ".join(sets) + " |",
+        "|---" * (len(sets) + 1) + "|",
+    ]
+    for name in rows:
+        cells = [_ci(similarity, (SELECTION_KEY, "matrices", name, s), "spearman") for s in sets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if baseline in matrices:
+        cells = [_ci(similarity, (SELECTION_KEY, "difference", s), "difference", True) for s in sets]
+        lines.append(f"| {best} − {baseline} (paired) | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _classifier(classification: MetricsDoc) -> list[str]:
     """The fine-tuned classifier's test scores, per-class table and confusion matrix."""
     if not classification.mapping("finetuned"):
@@ -232,6 +278,7 @@ def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Se
         *_table(similarity, classification, rows, baselines),
         "",
     ]
+    lines += _recommended(similarity)
     summary = [*_cls_summary(similarity, records), *_probe_summary(classification, rows, baselines)]
     lines += [*summary, ""] if summary else []
     lines += _genuine_rows(similarity, names)

@@ -47,13 +47,15 @@ class Results:
     classifier: ClassifierScores
     probe: dict[str, ProbeScores]  # matrix name or random baseline name -> probe scores
     curves: CurveResults = field(default_factory=lambda: CurveResults({}, {}))  # learning curves
+    selection: dict[str, Any] | None = None  # similarity.json's `recommended` and `selection` keys
 
 
 def to_metrics(results: Results) -> dict[str, Any]:
     """The JSON documents of metrics/, by file name."""
     words = list(dict.fromkeys(w for s in results.scores.values() for w in s.neighbours))
     return {
-        SIMILARITY_FILE: {name: s.metrics() for name, s in results.scores.items()},
+        SIMILARITY_FILE: {name: s.metrics() for name, s in results.scores.items()}
+        | (results.selection or {}),
         CLASSIFICATION_FILE: {
             "finetuned": results.classifier.to_dict(),
             "probe": {name: p.metrics() for name, p in results.probe.items()},

@@ -13,7 +13,7 @@ from embedforge.core.benchmarks import Analogy, Pair, benchmark_name, read_analo
 from embedforge.core.catalog import Catalog, random_name
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import EvaluateParams
+from embedforge.core.params import EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.curves import CurveRunner
@@ -26,6 +26,7 @@ from embedforge.evaluate.probe import (
     to_probe_data,
 )
 from embedforge.evaluate.results import MatrixScores, Results
+from embedforge.evaluate.selection import recommend
 from embedforge.evaluate.similarity import (
     analogy_accuracy,
     nearest_neighbours,
@@ -47,6 +48,7 @@ class Benchmarks:
 
 def load_benchmarks(p: EvaluateParams) -> Benchmarks:
     """Parse every benchmark file named in the params; names (file stems) must be distinct."""
+    check_selection(p)
     names = [benchmark_name(f) for f in [*p.similarity_files, *p.analogy_files]]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -112,6 +114,12 @@ def evaluate_all(
         if curves.wants(random_name(first, len(baselines))):
             train, test = splits[key[0]]
             curves.add(random_name(first, len(baselines)), noises[key], train, test)
+    selection = recommend(p, bench.similarity, scores, records, list(bench.analogy))
     return Results(
-        records=records, scores=scores, classifier=classifier, probe=probe, curves=curves.results()
+        records=records,
+        scores=scores,
+        classifier=classifier,
+        probe=probe,
+        curves=curves.results(),
+        selection=selection,
     )

@@ -1,7 +1,8 @@
 """Strategies that encode each word alone: `cls` (the tutorial baseline) and `decontext`.
 
-Both read the source's one shared decontext pass (`SourcePass.decontext`) over `[CLS] word [SEP]`
-sequences: the word's pieces pooled at every requested layer group, and [CLS] at the last layer.
+`decontext` reads the source's decontext pass (`SourcePass.decontext`: the word alone or inside
+`extract.template`, its pieces or every position pooled at every requested layer group); `cls` reads
+the bare word's `[CLS] word [SEP]` pass (`SourcePass.bare`, the same pass when no template is set).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ def decontext(src: SourcePass) -> list[Matrix]:
 
 
 def cls(src: SourcePass) -> list[Matrix]:
-    """The tutorial baseline: encode the word alone and take the last layer's [CLS] vector."""
-    rows = src.decontext
+    """The tutorial baseline: encode the word by itself and take the last layer's [CLS] vector."""
+    rows = src.bare
     method = ["cls" if f else "empty" for f in rows.found.tolist()]
     wv = WordVectors(src.words, rows.cls, src.info(method))
     return [Matrix(matrix_name("cls", src.source), "cls", src.source, src.encoder.depth, wv)]

@@ -11,11 +11,12 @@ from pathlib import Path
 from embedforge.core.catalog import Catalog, MatrixRecord, vectors_name
 from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth, resolve_device
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import ExtractParams
+from embedforge.core.params import ExtractParams, template_parts
 from embedforge.core.prepared import PreparedData
 from embedforge.extract.postprocess import describe, postprocess
 from embedforge.extract.source import Corpus, Matrix, SourcePass
 from embedforge.extract.strategy import (
+    FORWARD_STRATEGIES,
     MODEL_STRATEGIES,
     SHARES_DECONTEXT,
     VECTORS,
@@ -28,6 +29,8 @@ from embedforge.extract.words import build_vocabulary
 
 log = logging.getLogger(__name__)
 CORPUS_SPLIT = "train"  # aggregate's corpus: the labelled training split
+# never post-processed: `cls` is the tutorial baseline, kept as the tutorial computes it
+RAW_STRATEGIES = frozenset({"cls"})
 
 
 def check_pooling(pooling: str) -> None:
@@ -73,7 +76,7 @@ def extract_matrices(
             corpus=corpus,
             corpus_rows=corpus_rows,
             progress=progress,
-            reuse_decontext=bool(SHARES_DECONTEXT & set(model_names)),
+            reuse_decontext=shares_decontext(model_names, cfg),
         )
     out: list[Matrix] = []
     for name in names:
@@ -90,6 +93,8 @@ def extract_matrices(
                 out += MODEL_STRATEGIES[name](src)
     steps = describe(cfg.center, cfg.remove_top_pcs, cfg.normalize)
     for matrix in out:
+        if matrix.strategy in RAW_STRATEGIES:
+            continue
         matrix.wv.weight = postprocess(matrix.wv.weight, cfg.center, cfg.remove_top_pcs, cfg.normalize)
         matrix.postprocess = steps
     return out
@@ -110,6 +115,13 @@ def _word2vec(
     return word2vec_matrix(corpus, words, counts, dim, cfg, encoder)
 
 
+def shares_decontext(strategies: Sequence[str], cfg: ExtractParams) -> bool:
+    """Whether the whole decontext pass of the run's settings is computed anyway (so `aggregate`'s
+    fallback rows can be sliced from it): by `decontext`, or by `cls` when no template is set."""
+    readers = SHARES_DECONTEXT if cfg.template is None else SHARES_DECONTEXT - {"cls"}
+    return bool(readers & set(strategies))
+
+
 @contextmanager
 def _timed(label: str) -> Iterator[None]:
     """Log how long the block took."""
@@ -123,7 +135,10 @@ def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
     strategies = check_strategies(params.strategies)
     check_pooling(params.pooling)
     takes_width = WORD2VEC in strategies and not params.w2v_vector_size  # from the first source
+    if params.template is not None:
+        template_parts(params.template)
     if any(s in MODEL_STRATEGIES for s in strategies) or params.unknown == "subword" or takes_width:
+        layered = any(s in FORWARD_STRATEGIES for s in strategies)
         if not params.sources:
             raise EmbedforgeError("extract.sources is empty; expected base and/or finetuned")
         for source in params.sources:
@@ -131,7 +146,8 @@ def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
                 raise EmbedforgeError(
                     f"extract.sources: unknown source {source!r}; expected one of {list(model_dirs)}"
                 )
-            layer_groups(params.layers, model_depth(model_dirs[source]), str(model_dirs[source]))
+            if layered:  # input and vectors read no layer
+                layer_groups(params.layers, model_depth(model_dirs[source]), str(model_dirs[source]))
     if VECTORS in strategies:
         if not params.vector_files:
             raise EmbedforgeError("extract.strategies has 'vectors' but extract.vector_files is empty")

@@ -1,13 +1,15 @@
 """What a model strategy reads (`SourcePass`: one encoder's share of a run) and returns (`Matrix`).
 
-The one piece of work strategies share is the decontext pass (every word encoded alone), a cached
-property of the pass: `cls` and `decontext` read it, and `aggregate` falls back on its rows.
+The one piece of work strategies share is the decontext pass (every word encoded alone, optionally
+inside `extract.template`), cached per `AloneSettings`: `decontext` reads the pass of the run's settings
+and `aggregate` falls back on its rows; `cls` reads the bare word's pass (the tutorial baseline), the
+same pass when no template is set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import pandas as pd
@@ -16,7 +18,7 @@ import torch
 from embedforge.core.catalog import Layer, MatrixRecord, layer_label, matrix_name
 from embedforge.core.embedding import WordVectors
 from embedforge.core.encoder import Accumulator, Encoder, Groups, layer_groups, token_batches
-from embedforge.core.params import ExtractParams
+from embedforge.core.params import ExtractParams, Positions, template_parts
 
 # windows of segmented sentences, as `PreparedData.sentences()` yields them
 Corpus = Iterable[Sequence[Sequence[str]]]
@@ -58,14 +60,48 @@ class DecontextRows:
     found: torch.Tensor
 
 
+@dataclass(frozen=True)
+class AloneSettings:
+    """How a word is encoded alone: inside `template` (None: the word by itself) and which positions
+    are pooled (`word`: its pieces; `all`: every token of the sequence, specials and template included)."""
+
+    template: str | None = None
+    positions: Positions = "word"
+
+    def __post_init__(self) -> None:
+        if self.template is not None:
+            template_parts(self.template)  # exactly one {w}, else a one-line error
+
+    def sentence(self, word: str) -> list[str]:
+        """The sequence as pre-split 'words', so the tokenizer reports which pieces belong to `word`."""
+        if self.template is None:
+            return [word]
+        before, after = template_parts(self.template)
+        return [x for x in (before, word, after) if x]
+
+    @property
+    def word_at(self) -> int:
+        """The index of the word in `sentence`."""
+        return 1 if self.template is not None and template_parts(self.template)[0] else 0
+
+
 def encode_alone(
-    encoder: Encoder, words: Sequence[str], groups: Groups, pooling: str, token_budget: int
+    encoder: Encoder,
+    words: Sequence[str],
+    groups: Groups,
+    pooling: str,
+    token_budget: int,
+    settings: AloneSettings = AloneSettings(),
 ) -> DecontextRows:
-    """Encode every word alone (`[CLS] word [SEP]`) in token-budget batches; [CLS] at the last group."""
+    """Encode every word alone (`[CLS] word [SEP]`, or inside the template) in token-budget batches;
+    pool the word's pieces (or every position) at each group, and take [CLS] at the last group."""
     n = len(words)
-    items = [(ids, (row, spans[0])) for row, (ids, spans) in enumerate(encoder.encode([[w] for w in words]))]
-    items = [it for it in items if it[1][1] is not None]
-    # rows 0..n-1 accumulate the word's pooled pieces, rows n..2n-1 its [CLS] vector
+    encoded = encoder.encode([settings.sentence(w) for w in words])
+    items = [(ids, (row, spans[settings.word_at])) for row, (ids, spans) in enumerate(encoded)]
+    items = [it for it in items if it[1][1] is not None]  # a word without pieces keeps zero rows
+    if settings.positions == "all":
+        items = [(ids, (row, (0, len(ids)))) for ids, (row, _) in items]
+    # rows 0..n-1 accumulate the pooled positions, rows n..2n-1 the [CLS] vector
     acc = Accumulator(2 * n, len(groups), encoder.dim)
     for batch in token_batches(items, token_budget):
         spans = [span for i, (_, (_, (s, e))) in enumerate(batch) for span in ((i, s, e), (i, 0, 1))]
@@ -87,30 +123,49 @@ class SourcePass:
     corpus: Corpus | None = None  # for `aggregate`; read once
     corpus_rows: int | None = None  # sentences in `corpus`, for the progress bar
     progress: bool = True
-    # True when the decontext pass runs for this source anyway (cls or decontext are extracted too):
-    # aggregate then slices its fallback rows from it instead of encoding those words once more
+    # True when the decontext pass runs for this source anyway (decontext, or cls without a template, is
+    # extracted too): aggregate then slices its fallback rows from it instead of encoding those words again
     reuse_decontext: bool = True
-    groups: Groups = field(init=False)  # `cfg.layers` resolved against this encoder's depth
+    settings: AloneSettings = field(init=False)  # `cfg.template` and `cfg.positions`
+    _passes: dict[AloneSettings, DecontextRows] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.counts = list(self.counts) or [0] * len(self.words)
-        self.groups = layer_groups(self.cfg.layers, self.encoder.depth, str(self.encoder.dir))
+        self.settings = AloneSettings(self.cfg.template, self.cfg.positions)
 
     @cached_property
+    def groups(self) -> Groups:
+        """`cfg.layers` resolved against this encoder's depth (only the forward-pass strategies read it)."""
+        return layer_groups(self.cfg.layers, self.encoder.depth, str(self.encoder.dir))
+
+    def alone(self, settings: AloneSettings) -> DecontextRows:
+        """Every word encoded alone with `settings`, pooled at each layer group; [CLS] at the last layer.
+        One pass per distinct settings, cached."""
+        if settings not in self._passes:
+            self._passes[settings] = self._encode_alone(self.words, settings)
+        return self._passes[settings]
+
+    @property
     def decontext(self) -> DecontextRows:
-        """Every word encoded alone, pooled at each layer group; [CLS] at the last layer."""
-        return self._encode_alone(self.words)
+        """The pass of the run's settings (`extract.template`, `extract.positions`)."""
+        return self.alone(self.settings)
+
+    @property
+    def bare(self) -> DecontextRows:
+        """The pass of the word by itself, for `cls`; the decontext pass itself when no template is set
+        (its [CLS] does not depend on the pooled positions)."""
+        return self.alone(replace(self.settings, template=None))
 
     def decontext_of(self, rows: list[int]) -> DecontextRows:
         """`decontext` for some words: sliced from the whole pass when it is shared, else encoded now."""
         if self.reuse_decontext:
             whole = self.decontext
             return DecontextRows(whole.pooled[:, rows], whole.cls[rows], whole.found[rows])
-        return self._encode_alone([self.words[i] for i in rows])
+        return self._encode_alone([self.words[i] for i in rows], self.settings)
 
-    def _encode_alone(self, words: list[str]) -> DecontextRows:
+    def _encode_alone(self, words: list[str], settings: AloneSettings) -> DecontextRows:
         groups = [*self.groups, (self.encoder.depth,)]  # + the last layer, for [CLS]
-        rows = encode_alone(self.encoder, words, groups, self.cfg.pooling, self.cfg.token_budget)
+        rows = encode_alone(self.encoder, words, groups, self.cfg.pooling, self.cfg.token_budget, settings)
         return DecontextRows(rows.pooled[: len(self.groups)], rows.cls, rows.found)
 
     def per_group(self, strategy: str, stacked: torch.Tensor, info: pd.DataFrame) -> list[Matrix]:

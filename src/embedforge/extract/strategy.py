@@ -25,6 +25,7 @@ VECTORS = "vectors"  # one matrix per word2vec file (`tables.vectors_file`), no 
 WORD2VEC = "word2vec"
 STRATEGIES: tuple[str, ...] = (*MODEL_STRATEGIES, VECTORS, WORD2VEC)
 SHARES_DECONTEXT = frozenset({"cls", "decontext"})  # strategies that run the whole decontext pass
+FORWARD_STRATEGIES = frozenset({"cls", "decontext", "aggregate"})  # run the model, pooling at `layers`
 
 
 def check_strategies(names: Sequence[str]) -> list[str]:
