@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test lint bench clean-venv
+.PHONY: setup run test test-fast lint bench clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+test-fast: setup  # the inner loop: everything but the tests that start processes or run dvc (marked slow)
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check src stages tests bench tools
