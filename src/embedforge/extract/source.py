@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -17,6 +18,7 @@ from embedforge.core.catalog import Layer, MatrixRecord, layer_label, matrix_nam
 from embedforge.core.embedding import WordVectors
 from embedforge.core.encoder import Accumulator, Encoder, Groups, layer_groups, token_batches
 from embedforge.core.params import ExtractParams
+from embedforge.extract.shard import ONE_PROCESS, Shard
 
 # windows of segmented sentences, as `PreparedData.sentences()` yields them
 Corpus = Iterable[Sequence[Sequence[str]]]
@@ -59,18 +61,27 @@ class DecontextRows:
 
 
 def encode_alone(
-    encoder: Encoder, words: Sequence[str], groups: Groups, pooling: str, token_budget: int
+    encoder: Encoder,
+    words: Sequence[str],
+    groups: Groups,
+    pooling: str,
+    token_budget: int,
+    shard: Shard = ONE_PROCESS,
 ) -> DecontextRows:
-    """Encode every word alone (`[CLS] word [SEP]`) in token-budget batches; [CLS] at the last group."""
+    """Encode every word alone (`[CLS] word [SEP]`) in token-budget batches; [CLS] at the last group.
+
+    Under torchrun each rank encodes its share of the words; the sums are all-reduced.
+    """
     n = len(words)
     items = [(ids, (row, spans[0])) for row, (ids, spans) in enumerate(encoder.encode([[w] for w in words]))]
-    items = [it for it in items if it[1][1] is not None]
+    items = shard.take([it for it in items if it[1][1] is not None])
     # rows 0..n-1 accumulate the word's pooled pieces, rows n..2n-1 its [CLS] vector
     acc = Accumulator(2 * n, len(groups), encoder.dim)
     for batch in token_batches(items, token_budget):
         spans = [span for i, (_, (_, (s, e))) in enumerate(batch) for span in ((i, s, e), (i, 0, 1))]
         rows = [r for _, (row, _) in batch for r in (row, n + row)]
         acc.add(rows, encoder.pool_batch([ids for ids, _ in batch], spans, groups, pooling))
+    shard.sum_(acc.sums, acc.counts)
     means = acc.means()
     return DecontextRows(means[:, :n], means[-1, n:], acc.counts[:n] > 0)
 
@@ -90,6 +101,8 @@ class SourcePass:
     # True when the decontext pass runs for this source anyway (cls or decontext are extracted too):
     # aggregate then slices its fallback rows from it instead of encoding those words once more
     reuse_decontext: bool = True
+    shard: Shard = ONE_PROCESS  # this process's share of a torchrun run (extract.shard)
+    checkpoint: Path | None = None  # aggregate: where to checkpoint the corpus pass (None: no checkpoints)
     groups: Groups = field(init=False)  # `cfg.layers` resolved against this encoder's depth
 
     def __post_init__(self) -> None:
@@ -110,7 +123,7 @@ class SourcePass:
 
     def _encode_alone(self, words: list[str]) -> DecontextRows:
         groups = [*self.groups, (self.encoder.depth,)]  # + the last layer, for [CLS]
-        rows = encode_alone(self.encoder, words, groups, self.cfg.pooling, self.cfg.token_budget)
+        rows = encode_alone(self.encoder, words, groups, self.cfg.pooling, self.cfg.token_budget, self.shard)
         return DecontextRows(rows.pooled[: len(self.groups)], rows.cls, rows.found)
 
     def per_group(self, strategy: str, stacked: torch.Tensor, info: pd.DataFrame) -> list[Matrix]:
