@@ -272,3 +272,35 @@ def test_torchrun_two_cpu_processes_equal_one_process(
         for d in ("one", "two")
     ]
     assert contexts[0].tolist() == contexts[1].tolist()  # the same contexts were chosen
+
+
+def test_stage_reads_the_corpus_in_prepare_language_on_the_device_param(
+    tmp_path: Path,
+    prepared_dir: Path,
+    tiny_model_dir: Path,
+    run_stage,  # noqa: ANN001
+) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "base").symlink_to(tiny_model_dir)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "prepared").symlink_to(prepared_dir)
+    (tmp_path / "c.txt").write_text("don't stop\ndon't go\n", encoding="utf-8")
+    extract_yaml = (
+        "  strategies: [aggregate]\n  sources: [base]\n  extra_words: []\n  corpus: c.txt\n"
+        "  vocab_from: corpus\n  min_count: 2\n  checkpoint_windows: 1\n  corpus_window: 1\n"
+    )
+    params = f"prepare:\n  language: {{}}\nextract:\n{extract_yaml}  device: {{}}\n"
+    (tmp_path / "params.yaml").write_text(params.format("en", "cpu"), encoding="utf-8")
+    code, err = run_stage(tmp_path, "extract")
+    assert code == 0, err
+    # the English tokenizer keeps "don't" whole (jieba would split it)
+    assert WordVectors.load(tmp_path / "embeddings" / "aggregate_base_L2").words == ["don't"]
+    assert not any((tmp_path / "checkpoints" / "extract").iterdir())  # finished: no checkpoint left
+    (tmp_path / "params.yaml").write_text(params.format("zh", "cpu"), encoding="utf-8")
+    code, err = run_stage(tmp_path, "extract")
+    assert code == 0, err
+    assert "don't" not in WordVectors.load(tmp_path / "embeddings" / "aggregate_base_L2").words
+    if not torch.cuda.is_available():
+        (tmp_path / "params.yaml").write_text(params.format("en", "cuda"), encoding="utf-8")
+        code, err = run_stage(tmp_path, "extract")
+        assert code == 1 and "device = 'cuda', but this machine has 0 CUDA device(s)" in err
