@@ -9,6 +9,7 @@ Deliberately free of torch/transformers imports: it runs on every `dvc repro`.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import importlib.metadata
 import json
@@ -55,6 +56,19 @@ def path_fingerprint(path: str | Path | None, cache: dict[str, Any] | None = Non
     return {"path": str(path), "missing": True}  # the stage that reads it reports the error
 
 
+def corpus_fingerprint(spec: str | None, cache: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """extract.corpus: a file or folder as `path_fingerprint`, else a glob (the names and contents of its
+    matches; `extract.corpus` reads them in this sorted order)."""
+    if spec is None or Path(spec).expanduser().exists():
+        return path_fingerprint(spec, cache)
+    cache = {} if cache is None else cache
+    files = sorted(
+        Path(f) for f in glob.glob(str(Path(spec).expanduser()), recursive=True) if Path(f).is_file()
+    )
+    listing = "".join(f"{f.as_posix()}\0{_md5(f, cache)}\n" for f in files)
+    return {"path": spec, "md5": hashlib.md5(listing.encode()).hexdigest(), "files": len(files)}
+
+
 def source_fingerprint(spec: str, cache: dict[str, Any] | None = None) -> dict[str, Any]:
     """What identifies model.source: its distribution and version, its folder's contents, or the hub id."""
     if spec.startswith("pkg:"):
@@ -85,6 +99,7 @@ def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> d
         "extract": {
             "vector_files": each(params.extract.vector_files),
             "extra_words": each(params.extract.extra_words),
+            "corpus": corpus_fingerprint(params.extract.corpus, cache),
         },
         "evaluate": {
             "similarity_files": each(params.evaluate.similarity_files),

@@ -220,6 +220,15 @@ class ExtractParams:
     w2v_sg: bool = True  # skip-gram (false: CBOW)
     w2v_negative: int = _f(5, min=1)
     w2v_epochs: int = _f(10, min=1)
+    # scale (README "A real corpus"): an unlabeled corpus, a vocabulary from it, the device, checkpoints
+    corpus: str | None = None  # .txt/.jsonl/.parquet (.gz) file, folder or glob; null = the train split
+    corpus_field: str = "text"  # the text's key (JSON Lines) or column (Parquet)
+    corpus_window: int = _f(16384, min=1)  # sentences streamed at a time: the unit of sharding/checkpoints
+    vocab_from: Literal["prepared", "corpus"] = "prepared"  # corpus: count words in extract.corpus
+    min_count: int = _f(2, min=1)  # vocab_from = corpus: words seen at least this often
+    max_vocab_size: int = _f(0, min=0)  # vocab_from = corpus: the most frequent N (0 = all)
+    device: str = "auto"  # cpu, cuda, cuda:<index>, auto (CUDA when available)
+    checkpoint_windows: int = _f(0, min=0)  # aggregate: checkpoint every N corpus windows (0 = never)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import ExtractParams, template_parts
 from embedforge.core.prepared import PreparedData
+from embedforge.extract.corpus import CorpusFiles, PreparedSentences
 from embedforge.extract.postprocess import describe, postprocess
+from embedforge.extract.resume import finish_pass, pass_key, start_pass
+from embedforge.extract.shard import current_shard, rank_device
 from embedforge.extract.source import Corpus, Matrix, SourcePass
 from embedforge.extract.strategy import (
     FORWARD_STRATEGIES,
@@ -25,7 +28,7 @@ from embedforge.extract.strategy import (
 )
 from embedforge.extract.tables import vectors_file
 from embedforge.extract.word2vec import word2vec_matrix
-from embedforge.extract.words import build_vocabulary
+from embedforge.extract.words import Vocabulary, build_vocabulary, corpus_vocabulary
 
 log = logging.getLogger(__name__)
 CORPUS_SPLIT = "train"  # aggregate's corpus: the labelled training split
@@ -50,6 +53,7 @@ def extract_matrices(
     source: str = "model",
     device: str = "cpu",
     progress: bool = True,
+    checkpoint: Path | None = None,
 ) -> list[Matrix]:
     """The matrices of `strategies` for `words`, post-processed as `cfg` says, in strategy order.
 
@@ -57,6 +61,8 @@ def extract_matrices(
     `corpus` (windows of segmented sentences, e.g. `PreparedData(...).sentences("train")`) feeds
     `aggregate` and is read once. `counts` (corpus counts per word, default 0) go to the vocab info;
     `source` names the matrices (`decontext_<source>_L4`). `cfg.strategies` and `cfg.sources` are not read.
+    `checkpoint`: a folder where `aggregate` checkpoints its corpus pass (`extract.resume`). Under torchrun
+    the model strategies share the work across ranks (`extract.shard`); every rank returns the matrices.
     """
     names = check_strategies(strategies)
     check_pooling(cfg.pooling)
@@ -77,6 +83,8 @@ def extract_matrices(
             corpus_rows=corpus_rows,
             progress=progress,
             reuse_decontext=shares_decontext(model_names, cfg),
+            shard=current_shard(),
+            checkpoint=checkpoint,
         )
     out: list[Matrix] = []
     for name in names:
@@ -159,6 +167,33 @@ def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
                 raise EmbedforgeError(f"extract.vector_files: two files would both be written as {name}")
 
 
+def extraction_corpus(params: ExtractParams, prepared: PreparedData, language: str) -> Corpus:
+    """The corpus of `aggregate` and `word2vec`: `extract.corpus`, or the prepared train split."""
+    if params.corpus:
+        corpus = CorpusFiles(params.corpus, params.corpus_field, language, params.corpus_window)
+        corpus.files  # noqa: B018 - a missing corpus fails before any model loads
+        return corpus
+    return PreparedSentences(prepared, CORPUS_SPLIT, params.corpus_window)
+
+
+def corpus_rows(corpus: Corpus, prepared: PreparedData) -> int:
+    """Sentences in the corpus, for the progress bar (a reading pass over `extract.corpus`)."""
+    return corpus.rows() if isinstance(corpus, CorpusFiles) else prepared.rows(CORPUS_SPLIT)
+
+
+def extraction_vocabulary(params: ExtractParams, prepared: PreparedData, corpus: Corpus) -> Vocabulary:
+    """The words to extract: from `data/prepared/` or counted in `extract.corpus`, plus the extra words."""
+    if params.vocab_from == "prepared":
+        return build_vocabulary(prepared, params.extra_words)
+    if not params.corpus:
+        raise EmbedforgeError(
+            "params.yaml: extract.vocab_from = 'corpus' but extract.corpus is null; "
+            "expected a corpus file, folder or glob (or vocab_from: prepared)"
+        )
+    sentences = (list(s) for window in corpus for s in window)
+    return corpus_vocabulary(sentences, params.min_count, params.max_vocab_size, params.extra_words)
+
+
 def save(matrix: Matrix, catalog: Catalog) -> MatrixRecord:
     """Write one matrix (exports are the `export` stage's job); return its index record."""
     matrix.wv.save(catalog.path(matrix.name))
@@ -173,36 +208,55 @@ def run_extract(
     out_dir: str | Path,
     progress: bool = True,
     device: str = "cpu",
+    language: str = "zh",
+    checkpoint_root: str | Path | None = None,
 ) -> list[MatrixRecord]:
     """Extract every requested matrix into `out_dir` (+ index.json, written last); return the records.
 
     Each source's model is loaded once, on `device`, and freed before the next; `vectors` and `word2vec`
-    run last.
+    run last. `language` segments `extract.corpus` (prepare.language); `checkpoint_root` holds the
+    checkpoints of `aggregate` corpus passes when `extract.checkpoint_windows` asks for them. Under
+    torchrun every rank computes its share and rank 0 writes (and runs `vectors` and `word2vec` alone).
     """
+    device = rank_device(device)
     resolve_device(device)  # an unknown device fails before any model loads
+    shard = current_shard()
     dirs = {k: Path(v) for k, v in model_dirs.items()}
     validate(params, dirs)
-    vocab = build_vocabulary(prepared, params.extra_words)
+    corpus = extraction_corpus(params, prepared, language)
+    vocab = extraction_vocabulary(params, prepared, corpus)
     catalog = Catalog(Path(out_dir))
-    catalog.root.mkdir(parents=True, exist_ok=True)
+    if shard.main:  # under torchrun, rank 0 alone writes
+        catalog.root.mkdir(parents=True, exist_ok=True)
     strategies = check_strategies(params.strategies)
     per_source = [s for s in strategies if s in MODEL_STRATEGIES]
     aggregating = "aggregate" in per_source
+    rows = corpus_rows(corpus, prepared) if aggregating and progress and shard.main else None
     records = []
     for source in params.sources if per_source else []:
+        resume_dir = None
+        if aggregating and checkpoint_root is not None and params.checkpoint_windows:
+            inputs = corpus.files if isinstance(corpus, CorpusFiles) else [prepared.split_path(CORPUS_SPLIT)]
+            key = pass_key(params, source, dirs[source], inputs, vocab.words)
+            resume_dir = start_pass(Path(checkpoint_root), key, shard)
         matrices = extract_matrices(
             Encoder(dirs[source], device),
             vocab.words,
             per_source,
             params,
             counts=vocab.counts,
-            corpus=prepared.sentences(CORPUS_SPLIT) if aggregating else None,
-            corpus_rows=prepared.rows(CORPUS_SPLIT) if aggregating else None,
+            corpus=corpus if aggregating else None,
+            corpus_rows=rows,
             source=source,
             progress=progress,
+            checkpoint=resume_dir,
         )
-        records += [save(m, catalog) for m in matrices]
+        records += [save(m, catalog) for m in matrices if shard.main]
         del matrices  # free this source's matrices before the next model loads
+        if resume_dir is not None:
+            finish_pass(resume_dir, shard)
+    if not shard.main:
+        return records  # vectors and word2vec are single-process work: rank 0's
     if VECTORS in strategies:
         # the subword policy composes from the first source's input table
         composer = Encoder(dirs[params.sources[0]], device) if params.unknown == "subword" else None
@@ -219,7 +273,7 @@ def run_extract(
             [WORD2VEC],
             params,
             counts=vocab.counts,
-            corpus=prepared.sentences(CORPUS_SPLIT),
+            corpus=corpus,
             progress=progress,
         )
         records += [save(m, catalog) for m in matrices]

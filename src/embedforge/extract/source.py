@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -19,6 +20,7 @@ from embedforge.core.catalog import Layer, MatrixRecord, layer_label, matrix_nam
 from embedforge.core.embedding import WordVectors
 from embedforge.core.encoder import Accumulator, Encoder, Groups, layer_groups, token_batches
 from embedforge.core.params import ExtractParams, Positions, template_parts
+from embedforge.extract.shard import ONE_PROCESS, Shard
 
 # windows of segmented sentences, as `PreparedData.sentences()` yields them
 Corpus = Iterable[Sequence[Sequence[str]]]
@@ -92,13 +94,15 @@ def encode_alone(
     pooling: str,
     token_budget: int,
     settings: AloneSettings = AloneSettings(),
+    shard: Shard = ONE_PROCESS,
 ) -> DecontextRows:
     """Encode every word alone (`[CLS] word [SEP]`, or inside the template) in token-budget batches;
-    pool the word's pieces (or every position) at each group, and take [CLS] at the last group."""
+    pool the word's pieces (or every position) at each group, and take [CLS] at the last group.
+    Under torchrun each rank encodes its share of the words; the sums are all-reduced."""
     n = len(words)
     encoded = encoder.encode([settings.sentence(w) for w in words])
     items = [(ids, (row, spans[settings.word_at])) for row, (ids, spans) in enumerate(encoded)]
-    items = [it for it in items if it[1][1] is not None]  # a word without pieces keeps zero rows
+    items = shard.take([it for it in items if it[1][1] is not None])  # no pieces: zero rows
     if settings.positions == "all":
         items = [(ids, (row, (0, len(ids)))) for ids, (row, _) in items]
     # rows 0..n-1 accumulate the pooled positions, rows n..2n-1 the [CLS] vector
@@ -107,6 +111,7 @@ def encode_alone(
         spans = [span for i, (_, (_, (s, e))) in enumerate(batch) for span in ((i, s, e), (i, 0, 1))]
         rows = [r for _, (row, _) in batch for r in (row, n + row)]
         acc.add(rows, encoder.pool_batch([ids for ids, _ in batch], spans, groups, pooling))
+    shard.sum_(acc.sums, acc.counts)
     means = acc.means()
     return DecontextRows(means[:, :n], means[-1, n:], acc.counts[:n] > 0)
 
@@ -126,6 +131,8 @@ class SourcePass:
     # True when the decontext pass runs for this source anyway (decontext, or cls without a template, is
     # extracted too): aggregate then slices its fallback rows from it instead of encoding those words again
     reuse_decontext: bool = True
+    shard: Shard = ONE_PROCESS  # this process's share of a torchrun run (extract.shard)
+    checkpoint: Path | None = None  # aggregate: where to checkpoint the corpus pass (None: no checkpoints)
     settings: AloneSettings = field(init=False)  # `cfg.template` and `cfg.positions`
     _passes: dict[AloneSettings, DecontextRows] = field(init=False, default_factory=dict)
 
@@ -165,7 +172,9 @@ class SourcePass:
 
     def _encode_alone(self, words: list[str], settings: AloneSettings) -> DecontextRows:
         groups = [*self.groups, (self.encoder.depth,)]  # + the last layer, for [CLS]
-        rows = encode_alone(self.encoder, words, groups, self.cfg.pooling, self.cfg.token_budget, settings)
+        rows = encode_alone(
+            self.encoder, words, groups, self.cfg.pooling, self.cfg.token_budget, settings, self.shard
+        )
         return DecontextRows(rows.pooled[: len(self.groups)], rows.cls, rows.found)
 
     def per_group(self, strategy: str, stacked: torch.Tensor, info: pd.DataFrame) -> list[Matrix]:
