@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -170,3 +171,14 @@ def tiny_albert_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a tiny ALBERT (2 layers, hidden 32, embedding 16) and a WordPiece tokenizer."""
     texts = pd.read_csv(REVIEWS)["review"].astype(str).tolist()
     return build_tiny_albert_model(tmp_path_factory.mktemp("tiny-albert"), texts)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run faster on one thread, and the shared 2-core box does not thrash."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
