@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +29,9 @@ from embedforge.core.prepared import PreparedData
 from embedforge.extract import run_extract
 from embedforge.extract.corpus import CorpusFiles, corpus_files
 from embedforge.extract.resume import COMPLETE
+from embedforge.extract.run import extraction_vocabulary
+from embedforge.extract.shard import Shard
+from embedforge.prepare.segment import count_words, vocab_table
 
 ROOT = Path(__file__).resolve().parents[1]
 # aggregate alone, small windows so that a pass has several, few contexts so that selection matters
@@ -154,6 +158,25 @@ def test_vocabulary_counted_in_the_corpus_with_min_count_max_size_and_a_word_lis
         extract(replace(cfg, min_count=999), prepared_dir, tiny_model_dir, tmp_path / "y")
 
 
+def test_torchrun_ranks_count_their_windows_of_the_corpus_and_sum_the_counts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prepared_dir: Path, texts: list[str]
+) -> None:
+    (tmp_path / "c.txt").write_text("\n".join(texts), encoding="utf-8")
+    cfg = replace(AGG, corpus=str(tmp_path / "c.txt"), vocab_from="corpus", min_count=2, max_vocab_size=30)
+    prepared = PreparedData(prepared_dir)
+    corpus = CorpusFiles(str(tmp_path / "c.txt"), window=cfg.corpus_window)
+    single = extraction_vocabulary(cfg, prepared, corpus)
+    parts: dict[int, Counter[str]] = {}
+    monkeypatch.setattr(Shard, "sum_counts", lambda self, counts: parts.setdefault(self.rank, counts))
+    for rank in (0, 1):  # what each of 2 ranks counts before the reduction
+        extraction_vocabulary(cfg, prepared, corpus, Shard(rank, 2))
+    windows = list(corpus)
+    for rank in (0, 1):  # window i: rank i % 2, as aggregate shares them
+        assert parts[rank] == count_words(s for w in windows[rank::2] for s in w)
+    assert single.words == vocab_table(parts[0] + parts[1], 2, 30)["word"].tolist()
+    assert len(single) == 30 and len(windows) == 7  # 56 train texts, windows of 8
+
+
 def test_editing_a_corpus_shard_changes_the_extract_fingerprint_only(
     tmp_path: Path, texts: list[str]
 ) -> None:
@@ -178,9 +201,9 @@ def test_device_param_defaults_to_auto_and_reaches_the_encoder(
     seen = []
     init = Encoder.__init__
 
-    def spy(self: Encoder, model_dir: Path, device: str = "cpu") -> None:
+    def spy(self: Encoder, model_dir: Path, device: str = "cpu", precision: str = "fp32") -> None:
         seen.append(device)
-        init(self, model_dir, device)
+        init(self, model_dir, device, precision)
 
     monkeypatch.setattr(Encoder, "__init__", spy)
     cfg = replace(AGG, strategies=["input"])
@@ -254,8 +277,13 @@ def test_torchrun_two_cpu_processes_equal_one_process(
     tmp_path: Path, prepared_dir: Path, tiny_model_dir: Path, texts: list[str]
 ) -> None:
     (tmp_path / "c.txt").write_text("\n".join(texts), encoding="utf-8")
-    cfg = replace(
-        AGG, strategies=["cls", "decontext", "aggregate"], corpus=str(tmp_path / "c.txt"), corpus_window=5
+    cfg = replace(  # the vocabulary counted in the corpus: each rank counts its windows, summed
+        AGG,
+        strategies=["cls", "decontext", "aggregate"],
+        corpus=str(tmp_path / "c.txt"),
+        corpus_window=5,
+        vocab_from="corpus",
+        max_vocab_size=60,
     )
     single = extract(cfg, prepared_dir, tiny_model_dir, tmp_path / "one")
     driver = tmp_path / "driver.py"
@@ -267,6 +295,8 @@ def test_torchrun_two_cpu_processes_equal_one_process(
     assert done.returncode == 0, done.stderr[-3000:]
     two = {p.stem: WordVectors.load(p).weight for p in sorted((tmp_path / "two").glob("*.safetensors"))}
     assert single.keys() == two.keys() and len(two) == 1 + 3 + 3
+    words = [WordVectors.load(tmp_path / d / "cls_base.safetensors").words for d in ("one", "two")]
+    assert words[0] == words[1] and len(words[0]) == 60
     for name in single:
         torch.testing.assert_close(two[name], single[name], rtol=1e-5, atol=1e-6, msg=name)
     contexts = [

@@ -5,6 +5,8 @@ and LayerNorm), `num_hidden_layers` is the last transformer layer; "last" means 
 
 Device: an `Encoder` runs its model on the device it was given; batches move there, and pooled vectors
 and the input table come back on the CPU, so everything built from them (sums, matrices) stays there.
+Precision: the forward pass may run under CUDA autocast (bf16/fp16, `core.device`); the hidden states are
+cast back to fp32 before any pooling or sum, so only the model's own arithmetic is in half precision.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import torch
 
+from embedforge.core.device import autocast, resolve_device, resolve_precision
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.models import check_model_dir, load_encoder, load_tokenizer
 
@@ -56,24 +59,6 @@ def layer_groups(spec: Any, depth: int, where: str = "") -> Groups:
             raise EmbedforgeError("extract.layers = []; expected a non-empty list of layer indices")
         return [tuple(sorted({one(v) for v in spec}))]
     return [(one(spec),)]
-
-
-def resolve_device(spec: str) -> torch.device:
-    """`cpu`, `cuda`, `cuda:<index>`, or `auto` (cuda when available, else cpu) -> a usable device."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except (RuntimeError, TypeError, ValueError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise EmbedforgeError(f"device = {spec!r}; expected 'cpu', 'cuda', 'cuda:<index>' or 'auto'")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise EmbedforgeError(
-            f"device = {spec!r}, but this machine has {torch.cuda.device_count()} CUDA device(s); "
-            "expected 'cpu' or 'auto'"
-        )
-    return device
 
 
 def reduce_pieces(tok: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -130,11 +115,15 @@ def pad_batch(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor
 
 
 class Encoder:
-    """A tokenizer + bare encoder in eval mode on `device`, with span pooling over token-budget batches."""
+    """A tokenizer + bare encoder in eval mode on `device`, with span pooling over token-budget batches.
 
-    def __init__(self, model_dir: str | Path, device: str = "cpu") -> None:
+    `precision`: `fp32`, `bf16`, `fp16` or `auto` (`core.device.resolve_precision`: bf16 on a CUDA GPU
+    that has it, fp32 on the CPU, which never autocasts)."""
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", precision: str = "fp32") -> None:
         self.dir = Path(model_dir)
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.tokenizer = load_tokenizer(model_dir)
         if not self.tokenizer.is_fast:
             raise EmbedforgeError(
@@ -220,9 +209,12 @@ class Encoder:
 
     @torch.inference_mode()
     def hidden(self, ids: Sequence[list[int]]) -> tuple[torch.Tensor, ...]:
-        """Forward a batch (padded to its longest sequence); return every layer's states [B, T, d]."""
+        """Forward a batch (padded to its longest sequence); return every layer's states [B, T, d]
+        (in the autocast dtype under bf16/fp16: `pool_batch` casts what it pools to fp32)."""
         input_ids, mask = (t.to(self.device) for t in pad_batch(ids, self.pad_id))
-        return self.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        with autocast(self.device, self.precision):
+            out = self.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+        return out.hidden_states
 
     @torch.inference_mode()
     def pool_batch(
@@ -240,7 +232,10 @@ class Encoder:
         offset = torch.arange(int(lengths.sum()), device=self.device) - first[run]
         flat = rows[run] * t + starts[run] + offset
         # gather the spans' pieces first: a group average then touches only those rows
-        by_layer = {j: states[j].reshape(b * t, d)[flat] for j in sorted({j for g in groups for j in g})}
+        # fp32 from here on (a no-op in fp32): averages and sums never run in half precision
+        by_layer = {
+            j: states[j].reshape(b * t, d)[flat].float() for j in sorted({j for g in groups for j in g})
+        }
         tok = torch.stack([sum((by_layer[j] for j in g[1:]), by_layer[g[0]]) / len(g) for g in groups])
         return reduce_pieces(tok, lengths, pooling).cpu()
 
@@ -260,7 +255,14 @@ class Accumulator:
 
     def means(self) -> torch.Tensor:
         """Average per word [G, V, d]; words without contexts stay zero."""
-        return self.sums / self.counts.clamp(min=1).to(self.sums.dtype)[None, :, None]
+        return self.sums / self._divisor()
+
+    def means_(self) -> torch.Tensor:
+        """`means()` in place (the sums become the means): no second [G, V, d] copy at 100k+ words."""
+        return self.sums.div_(self._divisor())
+
+    def _divisor(self) -> torch.Tensor:
+        return self.counts.clamp(min=1).to(self.sums.dtype)[None, :, None]
 
 
 class SubwordComposer:

@@ -228,6 +228,9 @@ class ExtractParams:
     min_count: int = _f(2, min=1)  # vocab_from = corpus: words seen at least this often
     max_vocab_size: int = _f(0, min=0)  # vocab_from = corpus: the most frequent N (0 = all)
     device: str = "auto"  # cpu, cuda, cuda:<index>, auto (CUDA when available)
+    # the forward pass: auto = bf16 autocast on a CUDA GPU with bf16, fp32 on the CPU (never autocast
+    # there: 6-25x slower); bf16/fp16 on the CPU is an error. Pooling and sums stay fp32 (core.device)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     checkpoint_windows: int = _f(0, min=0)  # aggregate: checkpoint every N corpus windows (0 = never)
 
 
@@ -276,6 +279,9 @@ class EvaluateParams:
     cnn_filters: int = _f(64, min=1)  # per width (3, 4, 5)
     lstm_hidden: int = _f(64, min=1)  # per direction
     curve_dropout: float = _f(0.5, min=0.0, max=0.95)
+    # where the probe, the curve consumers and the classifier run: cpu, cuda, cuda:<index>, auto (CUDA
+    # when available); fp32 always. The committed CPU numbers do not depend on it (GPU kernels differ)
+    device: str = "auto"
     # The set whose dev half (pairs on odd line numbers) picks the recommended matrix; it must be one of
     # similarity_files. null: the language's SELECTION_SETS entry when similarity_files has it, else none.
     selection_set: str | None = None

@@ -12,6 +12,7 @@ import torch
 from sklearn import metrics
 from transformers import AutoModelForSequenceClassification
 
+from embedforge.core.device import CPU
 from embedforge.core.encoder import pad_batch
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import classification_metrics
@@ -58,11 +59,16 @@ class ClassifierScores:
 
 
 def predict_labels(
-    model_dir: str | Path, input_ids: list[list[int]], num_labels: int, batch_size: int = 64
+    model_dir: str | Path,
+    input_ids: list[list[int]],
+    num_labels: int,
+    batch_size: int = 64,
+    device: torch.device = CPU,
 ) -> np.ndarray:
     """Predicted class ids of a sequence classifier for already-tokenized texts (batched by length)."""
     folder = check_model_dir(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False).eval()
+    model.to(device)
     if model.config.num_labels != num_labels:
         raise EmbedforgeError(
             f"{folder}/config.json: the model has {model.config.num_labels} labels; "
@@ -75,15 +81,18 @@ def predict_labels(
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             ids, mask = pad_batch([list(input_ids[i]) for i in rows], pad_id)
-            predictions[rows] = model(input_ids=ids, attention_mask=mask).logits.argmax(-1).numpy()
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            predictions[rows] = logits.argmax(-1).cpu().numpy()
     return predictions
 
 
-def score_classifier(model_dir: str | Path, prepared: PreparedData) -> ClassifierScores:
-    """The fine-tuned classifier's predictions on the prepared test split."""
+def score_classifier(
+    model_dir: str | Path, prepared: PreparedData, device: torch.device = CPU
+) -> ClassifierScores:
+    """The fine-tuned classifier's predictions on the prepared test split (on `device`)."""
     labels = prepared.label_names()
     test = prepared.split("test", columns=["input_ids", "label"])
     actual = test["label"].to_numpy()
     return ClassifierScores(
-        labels, actual, predict_labels(model_dir, test["input_ids"].tolist(), len(labels))
+        labels, actual, predict_labels(model_dir, test["input_ids"].tolist(), len(labels), device=device)
     )

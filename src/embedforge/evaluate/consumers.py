@@ -79,7 +79,7 @@ class KimCNN(nn.Module):
             out = F.relu(conv(x))  # [batch, filters, positions]
             # only windows that start inside the text (at least the first): the scores do not depend
             # on how far a batch is padded, so batching by length changes no prediction
-            valid = torch.arange(out.shape[-1]) < (lengths - width + 1).clamp_min(1)
+            valid = torch.arange(out.shape[-1], device=out.device) < (lengths - width + 1).clamp_min(1)
             pooled.append(out.masked_fill(~valid.unsqueeze(1), 0.0).amax(-1))
         return self.linear(self.dropout(torch.cat(pooled, -1)))
 
@@ -96,9 +96,10 @@ class BiLSTMMax(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         lengths = (ids != self.inputs.pad).sum(1).clamp_min(1)  # a text without known words: one pad
-        packed = pack_padded_sequence(self.inputs(ids), lengths, batch_first=True, enforce_sorted=False)
+        # packing takes its lengths on the CPU, whatever the device
+        packed = pack_padded_sequence(self.inputs(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True)
-        real = torch.arange(out.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+        real = torch.arange(out.shape[1], device=out.device).unsqueeze(0) < lengths.unsqueeze(1)
         pooled = out.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(1)
         return self.linear(self.dropout(pooled))
 
@@ -128,10 +129,12 @@ def train_net(
     cfg: ProbeConfig,
     net: NetConfig,
 ) -> nn.Module:
-    """Build (seeded) and train a CNN or BiLSTM; the global RNG is restored afterwards."""
-    with torch.random.fork_rng(devices=[]):
+    """Build (seeded, on the CPU: the same initial weights on any device) and train a CNN or BiLSTM on
+    the device of `weight`; the global RNG (and the GPU's) is restored afterwards."""
+    gpus = [weight.device.index or 0] if weight.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
         torch.manual_seed(cfg.seed)  # initial weights and dropout masks
-        model = NETS[kind](weight, num_labels, trainable, net)
+        model = NETS[kind](weight.cpu(), num_labels, trainable, net).to(weight.device)
         inputs = model.inputs
         assert isinstance(inputs, WordInputs)
         dense = [p for n, p in model.named_parameters() if not n.startswith("inputs.")]
@@ -148,7 +151,7 @@ def predict_net(model: nn.Module, data: ProbeData) -> np.ndarray:
     with torch.inference_mode():
         for start in range(0, len(order), PREDICT_BATCH):
             rows = torch.as_tensor(order[start : start + PREDICT_BATCH])
-            out[rows.numpy()] = model(data.batch(rows)).argmax(-1).numpy()
+            out[rows.numpy()] = model(data.batch(rows)).argmax(-1).cpu().numpy()
     return out
 
 
@@ -162,10 +165,11 @@ def consumer_scores(
     cfg: ProbeConfig,
     net: NetConfig,
 ) -> dict[str, float]:
-    """Train one consumer on `train` and return its test accuracy and macro-F1."""
+    """Train one consumer on `train` (on `cfg.device`) and return its test accuracy and macro-F1."""
+    weight, train, placed = weight.to(cfg.device), train.to(cfg.device), test.to(cfg.device)
     if kind == "mean":
-        predicted = predict(train_probe(weight, train, len(names), trainable, cfg), test)
+        predicted = predict(train_probe(weight, train, len(names), trainable, cfg), placed)
     else:
-        predicted = predict_net(train_net(kind, weight, train, len(names), trainable, cfg, net), test)
+        predicted = predict_net(train_net(kind, weight, train, len(names), trainable, cfg, net), placed)
     scores = classification_metrics(test.labels.numpy(), predicted, names)
     return {ACCURACY: scores[ACCURACY], MACRO_F1: scores[MACRO_F1]}

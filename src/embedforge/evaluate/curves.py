@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from embedforge.core.device import CPU
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import ACCURACY, MACRO_F1
 from embedforge.core.params import EvaluateParams
@@ -91,7 +92,7 @@ class CurveConfig:
     net: NetConfig = field(default_factory=NetConfig)
 
     @classmethod
-    def of(cls, p: EvaluateParams) -> CurveConfig:
+    def of(cls, p: EvaluateParams, device: torch.device = CPU) -> CurveConfig:
         return cls(
             consumers=check_consumers(p.curve_consumers),
             variants=[v for v in VARIANTS if v in p.curve_variants],
@@ -101,6 +102,7 @@ class CurveConfig:
                 lr=p.curve_lr,
                 seed=p.seed,
                 min_steps=p.curve_min_steps,
+                device=device,
             ),
             net=NetConfig(filters=p.cnn_filters, hidden=p.lstm_hidden, dropout=p.curve_dropout),
         )
@@ -172,9 +174,9 @@ class CurveResults:
 class CurveRunner:
     """Runs the curve of each matrix whose name `evaluate.curve_matrices` selects; the plan is drawn once."""
 
-    def __init__(self, p: EvaluateParams, names: list[str]) -> None:
+    def __init__(self, p: EvaluateParams, names: list[str], device: torch.device = CPU) -> None:
         self.patterns = list(p.curve_matrices)
-        self.cfg = CurveConfig.of(p)
+        self.cfg = CurveConfig.of(p, device)
         self.p = p
         self.names = names
         self.plan: CurvePlan | None = None

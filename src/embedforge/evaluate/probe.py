@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from embedforge.core.device import CPU
 from embedforge.core.metrics import ACCURACY, MACRO_F1, classification_metrics
 from embedforge.evaluate.training import epochs_for, fit, one_thread, optimizers
 
@@ -41,6 +42,7 @@ class ProbeConfig:
     lr: float = 3e-3
     seed: int = 42
     min_steps: int = 0  # more epochs for a small training set (learning curves): at least this many steps
+    device: torch.device = CPU  # where models train (evaluate.device, resolved)
 
 
 @dataclass
@@ -65,6 +67,10 @@ class ProbeData:
         """Some texts only (a training subset of a learning curve)."""
         rows = torch.as_tensor(rows, dtype=torch.long)
         return ProbeData(ids=self.ids[rows], labels=self.labels[rows], pad=self.pad)
+
+    def to(self, device: torch.device) -> ProbeData:
+        """The same texts on `device` (the same tensors when they are there already)."""
+        return ProbeData(ids=self.ids.to(device), labels=self.labels.to(device), pad=self.pad)
 
 
 def to_probe_data(texts: Sequence[Sequence[str]], labels: Sequence[int], index: dict[str, int]) -> ProbeData:
@@ -110,8 +116,8 @@ class MeanProbe(nn.Module):
 def train_probe(
     weight: torch.Tensor, train: ProbeData, num_labels: int, trainable: bool, cfg: ProbeConfig
 ) -> MeanProbe:
-    """Train one probe for a fixed number of epochs (`training.fit`)."""
-    model = MeanProbe(weight, num_labels, trainable, train)
+    """Train one probe for a fixed number of epochs (`training.fit`), on the device of `weight`."""
+    model = MeanProbe(weight, num_labels, trainable, train).to(weight.device)
     opts = optimizers(model.linear.parameters(), model.bag.weight, cfg.lr, float(weight.std()))
     # Frozen vectors: the mean vectors never change, so compute them once and train only the head.
     frozen_feats = None if trainable else model.bag(train.ids).detach()
@@ -127,18 +133,19 @@ def train_probe(
 def predict(model: MeanProbe, data: ProbeData) -> np.ndarray:
     """Predicted class ids."""
     with torch.inference_mode():
-        return model(data.ids).argmax(-1).numpy()
+        return model(data.ids).argmax(-1).cpu().numpy()
 
 
 def run_probe(
     weight: torch.Tensor, train: ProbeData, test: ProbeData, names: list[str], cfg: ProbeConfig
 ) -> ProbeScores:
-    """Frozen and trainable probes on one matrix: test accuracy and macro-F1 of each."""
+    """Frozen and trainable probes on one matrix (on `cfg.device`): test accuracy and macro-F1 of each."""
     result = {}
+    weight, train, placed = weight.to(cfg.device), train.to(cfg.device), test.to(cfg.device)
     with one_thread():
         for variant in VARIANTS:
             model = train_probe(weight, train, len(names), variant == "trainable", cfg)
-            scores = classification_metrics(test.labels.numpy(), predict(model, test), names)
+            scores = classification_metrics(test.labels.numpy(), predict(model, placed), names)
             result[variant] = {ACCURACY: scores[ACCURACY], MACRO_F1: scores[MACRO_F1]}
     return ProbeScores(**result)
 

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from embedforge.core.benchmarks import Analogy, Pair, benchmark_name, read_analogies, read_pairs
 from embedforge.core.catalog import Catalog, random_name
+from embedforge.core.device import resolve_device
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams, check_selection
@@ -84,17 +85,21 @@ def evaluate_all(
 ) -> Results:
     """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier."""
     bench = load_benchmarks(p)
+    device = resolve_device(p.device, "evaluate.device")
+    logger.info("probe, curves and classifier on %s", device)
     records = catalog.records()
-    classifier = score_classifier(model_dir, prepared)  # first: a bad model folder fails fast
+    classifier = score_classifier(model_dir, prepared, device)  # first: a bad model folder fails fast
     names = classifier.labels
-    cfg = ProbeConfig(epochs=p.probe_epochs, batch_size=p.probe_batch_size, lr=p.probe_lr, seed=p.seed)
+    cfg = ProbeConfig(
+        epochs=p.probe_epochs, batch_size=p.probe_batch_size, lr=p.probe_lr, seed=p.seed, device=device
+    )
     words = [w.lower() for w in p.probe_words] if p.lowercase else list(p.probe_words)
     scores: dict[str, MatrixScores] = {}
     probe: dict[str, ProbeScores] = {}
     splits: dict[tuple[str, ...], tuple[ProbeData, ProbeData]] = {}
     baselines: dict[tuple, tuple[str, ProbeScores]] = {}  # (vocabulary, dim) -> (first matrix, scores)
     noises: dict[tuple, torch.Tensor] = {}  # (vocabulary, dim) -> the random matrix, for its curve
-    curves = CurveRunner(p, names)
+    curves = CurveRunner(p, names, device)
     for record in tqdm(records, desc="evaluate", unit="matrix", leave=False):
         wv = catalog.load(record.name)
         scores[record.name] = score_matrix(wv, bench, words, p.neighbours)

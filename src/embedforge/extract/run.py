@@ -9,14 +9,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from embedforge.core.catalog import Catalog, MatrixRecord, vectors_name
-from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth, resolve_device
+from embedforge.core.device import resolve_device, resolve_precision
+from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import ExtractParams, template_parts
 from embedforge.core.prepared import PreparedData
 from embedforge.extract.corpus import CorpusFiles, PreparedSentences
 from embedforge.extract.postprocess import describe, postprocess
 from embedforge.extract.resume import finish_pass, pass_key, start_pass
-from embedforge.extract.shard import current_shard, rank_device
+from embedforge.extract.shard import ONE_PROCESS, Shard, current_shard, rank_device
 from embedforge.extract.source import Corpus, Matrix, SourcePass
 from embedforge.extract.strategy import (
     FORWARD_STRATEGIES,
@@ -57,7 +58,8 @@ def extract_matrices(
 ) -> list[Matrix]:
     """The matrices of `strategies` for `words`, post-processed as `cfg` says, in strategy order.
 
-    `encoder` is a loaded `Encoder` or a model folder (loaded on `device`); None suits `vectors` alone.
+    `encoder` is a loaded `Encoder` or a model folder (loaded on `device`, forward passes in
+    `cfg.precision`); None suits `vectors` alone.
     `corpus` (windows of segmented sentences, e.g. `PreparedData(...).sentences("train")`) feeds
     `aggregate` and is read once. `counts` (corpus counts per word, default 0) go to the vocab info;
     `source` names the matrices (`decontext_<source>_L4`). `cfg.strategies` and `cfg.sources` are not read.
@@ -67,7 +69,7 @@ def extract_matrices(
     names = check_strategies(strategies)
     check_pooling(cfg.pooling)
     if isinstance(encoder, (str, Path)):
-        encoder = Encoder(encoder, device)
+        encoder = Encoder(encoder, device, cfg.precision)
     words, counts = list(words), list(counts) or [0] * len(words)
     src = None
     if model_names := [n for n in names if n in MODEL_STRATEGIES]:
@@ -181,8 +183,11 @@ def corpus_rows(corpus: Corpus, prepared: PreparedData) -> int:
     return corpus.rows() if isinstance(corpus, CorpusFiles) else prepared.rows(CORPUS_SPLIT)
 
 
-def extraction_vocabulary(params: ExtractParams, prepared: PreparedData, corpus: Corpus) -> Vocabulary:
-    """The words to extract: from `data/prepared/` or counted in `extract.corpus`, plus the extra words."""
+def extraction_vocabulary(
+    params: ExtractParams, prepared: PreparedData, corpus: Corpus, shard: Shard = ONE_PROCESS
+) -> Vocabulary:
+    """The words to extract: from `data/prepared/` or counted in `extract.corpus`, plus the extra words.
+    Under torchrun each rank counts the corpus windows it will aggregate (window i: rank i % world)."""
     if params.vocab_from == "prepared":
         return build_vocabulary(prepared, params.extra_words)
     if not params.corpus:
@@ -190,8 +195,8 @@ def extraction_vocabulary(params: ExtractParams, prepared: PreparedData, corpus:
             "params.yaml: extract.vocab_from = 'corpus' but extract.corpus is null; "
             "expected a corpus file, folder or glob (or vocab_from: prepared)"
         )
-    sentences = (list(s) for window in corpus for s in window)
-    return corpus_vocabulary(sentences, params.min_count, params.max_vocab_size, params.extra_words)
+    sentences = (list(s) for window in shard.mine(corpus) for s in window)
+    return corpus_vocabulary(sentences, params.min_count, params.max_vocab_size, params.extra_words, shard)
 
 
 def save(matrix: Matrix, catalog: Catalog) -> MatrixRecord:
@@ -219,12 +224,14 @@ def run_extract(
     torchrun every rank computes its share and rank 0 writes (and runs `vectors` and `word2vec` alone).
     """
     device = rank_device(device)
-    resolve_device(device)  # an unknown device fails before any model loads
+    # an unknown device, or bf16/fp16 on the CPU, fails before any model loads
+    where = resolve_device(device, "extract.device")
+    log.info("forward passes on %s in %s", where, resolve_precision(params.precision, where))
     shard = current_shard()
     dirs = {k: Path(v) for k, v in model_dirs.items()}
     validate(params, dirs)
     corpus = extraction_corpus(params, prepared, language)
-    vocab = extraction_vocabulary(params, prepared, corpus)
+    vocab = extraction_vocabulary(params, prepared, corpus, shard)
     catalog = Catalog(Path(out_dir))
     if shard.main:  # under torchrun, rank 0 alone writes
         catalog.root.mkdir(parents=True, exist_ok=True)
@@ -240,7 +247,7 @@ def run_extract(
             key = pass_key(params, source, dirs[source], inputs, vocab.words)
             resume_dir = start_pass(Path(checkpoint_root), key, shard)
         matrices = extract_matrices(
-            Encoder(dirs[source], device),
+            Encoder(dirs[source], device, params.precision),
             vocab.words,
             per_source,
             params,

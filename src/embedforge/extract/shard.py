@@ -9,8 +9,10 @@ reduced tensor (sums, counts) lives on the CPU, so the reductions go through glo
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -39,6 +41,23 @@ class Shard:
     def take(self, items: Sequence[T]) -> list[T]:
         """This rank's share of a list: every world-th item from its rank."""
         return list(items[self.rank :: self.world])
+
+    def mine(self, items: Iterable[T]) -> Iterator[T]:
+        """This rank's share of a stream (`take`, lazily): item i when i % world == rank. For corpus
+        windows this is the share `aggregate` gives the rank too (`steps`)."""
+        return itertools.islice(items, self.rank, None, self.world)
+
+    def sum_counts(self, counts: Counter[str]) -> Counter[str]:
+        """Word counts summed over the ranks; every rank gets the total (one process: `counts` itself).
+        Memory: each rank holds every rank's distinct words once, during the merge."""
+        if self.world == 1:
+            return counts
+        parts: list[Counter[str] | None] = [None] * self.world
+        dist.all_gather_object(parts, counts)
+        total: Counter[str] = Counter()
+        for part in parts:
+            total.update(part)
+        return total
 
     def sum_(self, *tensors: torch.Tensor) -> None:
         """All-reduce (sum) CPU tensors in place; nothing to do in a single process."""

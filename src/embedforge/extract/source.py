@@ -97,23 +97,28 @@ def encode_alone(
     shard: Shard = ONE_PROCESS,
 ) -> DecontextRows:
     """Encode every word alone (`[CLS] word [SEP]`, or inside the template) in token-budget batches;
-    pool the word's pieces (or every position) at each group, and take [CLS] at the last group.
-    Under torchrun each rank encodes its share of the words; the sums are all-reduced."""
+    pool the word's pieces (or every position) at each group, and take [CLS] at the last layer.
+    Under torchrun each rank encodes its share of the words; the sums are all-reduced.
+
+    Memory: one batch of activations plus the result, [G, n, d] pooled and [n, d] [CLS] (fp32)."""
     n = len(words)
     encoded = encoder.encode([settings.sentence(w) for w in words])
     items = [(ids, (row, spans[settings.word_at])) for row, (ids, spans) in enumerate(encoded)]
     items = shard.take([it for it in items if it[1][1] is not None])  # no pieces: zero rows
     if settings.positions == "all":
         items = [(ids, (row, (0, len(ids)))) for ids, (row, _) in items]
-    # rows 0..n-1 accumulate the pooled positions, rows n..2n-1 the [CLS] vector
-    acc = Accumulator(2 * n, len(groups), encoder.dim)
+    pooled = Accumulator(n, len(groups), encoder.dim)
+    cls = Accumulator(n, 1, encoder.dim)
+    g = len(groups)
     for batch in token_batches(items, token_budget):
+        # per item two spans: the pooled positions (even rows of the result), [CLS] (odd rows)
         spans = [span for i, (_, (_, (s, e))) in enumerate(batch) for span in ((i, s, e), (i, 0, 1))]
-        rows = [r for _, (row, _) in batch for r in (row, n + row)]
-        acc.add(rows, encoder.pool_batch([ids for ids, _ in batch], spans, groups, pooling))
-    shard.sum_(acc.sums, acc.counts)
-    means = acc.means()
-    return DecontextRows(means[:, :n], means[-1, n:], acc.counts[:n] > 0)
+        rows = [row for _, (row, _) in batch]
+        out = encoder.pool_batch([ids for ids, _ in batch], spans, [*groups, (encoder.depth,)], pooling)
+        pooled.add(rows, out[:g, 0::2])
+        cls.add(rows, out[g:, 1::2])
+    shard.sum_(pooled.sums, pooled.counts, cls.sums, cls.counts)
+    return DecontextRows(pooled.means_(), cls.means_()[0], pooled.counts > 0)
 
 
 @dataclass
@@ -171,11 +176,9 @@ class SourcePass:
         return self._encode_alone([self.words[i] for i in rows], self.settings)
 
     def _encode_alone(self, words: list[str], settings: AloneSettings) -> DecontextRows:
-        groups = [*self.groups, (self.encoder.depth,)]  # + the last layer, for [CLS]
-        rows = encode_alone(
-            self.encoder, words, groups, self.cfg.pooling, self.cfg.token_budget, settings, self.shard
+        return encode_alone(
+            self.encoder, words, self.groups, self.cfg.pooling, self.cfg.token_budget, settings, self.shard
         )
-        return DecontextRows(rows.pooled[: len(self.groups)], rows.cls, rows.found)
 
     def per_group(self, strategy: str, stacked: torch.Tensor, info: pd.DataFrame) -> list[Matrix]:
         """One Matrix per layer group from stacked vectors [G, V, d]."""

@@ -9,7 +9,8 @@ from pathlib import Path
 from embedforge.core.benchmarks import benchmark_words
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.prepared import PreparedData
-from embedforge.prepare.segment import build_vocab
+from embedforge.extract.shard import ONE_PROCESS, Shard
+from embedforge.prepare.segment import count_words, vocab_table
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,18 @@ def build_vocabulary(prepared: PreparedData, extra_files: Sequence[str | Path] =
 
 
 def corpus_vocabulary(
-    sentences: Iterable[list[str]], min_count: int, max_size: int, extra_files: Sequence[str | Path] = ()
+    sentences: Iterable[list[str]],
+    min_count: int,
+    max_size: int,
+    extra_files: Sequence[str | Path] = (),
+    shard: Shard = ONE_PROCESS,
 ) -> Vocabulary:
     """Words counted in a stream of segmented sentences (`prepare`'s rules: `segment.build_vocab`), plus
-    the extra files' new words. Memory: one count per distinct word, never the corpus."""
+    the extra files' new words. Memory: one count per distinct word, never the corpus. Under torchrun
+    each rank counts its share of the sentences and the counts are summed (`Shard.sum_counts`): the
+    vocabulary is the one a single process counts."""
     try:
-        df = build_vocab(sentences, min_count, max_size)
+        df = vocab_table(shard.sum_counts(count_words(sentences)), min_count, max_size)
         words, counts = df["word"].tolist(), [int(c) for c in df["count"]]
     except EmbedforgeError:  # no word reaches min_count: the extra words may still make a vocabulary
         words, counts = [], []

@@ -61,7 +61,16 @@ def is_word(token: str) -> bool:
 
 def build_vocab(sentences: Iterable[list[str]], min_count: int = 1, max_size: int = 0) -> pd.DataFrame:
     """Frequency-ordered `word`/`count` table: count >= min_count, at most max_size words (0 = all)."""
-    counts = Counter(tok for sent in sentences for tok in sent if is_word(tok))
+    return vocab_table(count_words(sentences), min_count, max_size)
+
+
+def count_words(sentences: Iterable[list[str]]) -> Counter[str]:
+    """How often each word (`is_word` token) occurs in segmented sentences."""
+    return Counter(tok for sent in sentences for tok in sent if is_word(tok))
+
+
+def vocab_table(counts: Counter[str], min_count: int = 1, max_size: int = 0) -> pd.DataFrame:
+    """`build_vocab` from word counts (summed over torchrun ranks, say): ties broken by the word."""
     rows = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
     if max_size:
         rows = rows[:max_size]
