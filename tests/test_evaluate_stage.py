@@ -377,3 +377,29 @@ def test_report_shows_genuine_rows_and_genuine_coverage_per_matrix() -> None:
     doc = MetricsDoc.of(older, "s.json")
     report = build_report(doc, MetricsDoc.of({"probe": {}}, "c.json"), records)
     assert "Genuine rows" not in report and doc.missing == []
+
+
+def test_evaluate_device_is_resolved_once_and_reaches_the_classifier_and_the_curves(
+    inputs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedforge.evaluate.run as run_module
+
+    args = (inputs["catalog"], inputs["finetuned"], inputs["prepared"])
+    with pytest.raises(EmbedforgeError, match="evaluate.device = 'tpu'; expected 'cpu', 'cuda'"):
+        evaluate_all(replace(inputs["params"], device="tpu"), *args)
+    seen = []
+    classifier = run_module.score_classifier
+
+    def spy(model_dir: Path, prepared: PreparedData, device: torch.device) -> object:
+        seen.append(device)
+        return classifier(model_dir, prepared, device)
+
+    def stop(p: EvaluateParams, names: list[str], device: torch.device) -> None:
+        seen.append(device)
+        raise KeyboardInterrupt  # the devices are all this test needs
+
+    monkeypatch.setattr(run_module, "score_classifier", spy)
+    monkeypatch.setattr(run_module, "CurveRunner", stop)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_all(replace(inputs["params"], device="cpu"), *args)
+    assert seen == [torch.device("cpu")] * 2
