@@ -1,16 +1,18 @@
-"""Scale: `aggregate` over 10k / 100k (/ 1M) corpus sentences, `decontext` on 10k words, 1 vs 2 ranks.
+"""Scale: `aggregate` over 10k / 100k (/ 1M) corpus sentences, `decontext` on 10k / 100k words, 1 vs 2 ranks.
 
 Corpus rule: every text of ../shared/data/classification/zh/*.csv (column text_a, review, sentence or text;
 files in name order) and data/raw/waimai_10k.csv, split after 。！？!? and at line breaks, pieces of at least
 2 characters kept in order; that list (about 152k sentences) is repeated from its start until N sentences.
 Written as one plain-text file, read through `extract.corpus` (normalising, segmenting with jieba, windows).
 Vocabulary of the aggregate runs: counted in the corpus (min_count 2, at most --vocab words), as
-`extract.vocab_from: corpus` does. Word list of the decontext run: jieba's own dict.txt in frequency order.
+`extract.vocab_from: corpus` does. Word list of the decontext runs: jieba's own dict.txt in frequency order,
+the top --words (10k and 100k), encoded with the default template and layers (`ExtractParams()`).
 Each measurement runs in its own process (peak RSS is per process) on the bundled m3e-small, fp32 CPU, and
 measures the fp32 matmul peak in that process. Writes bench/results/scale.{md,json}.
 
-    python bench/scale.py                                  # 10k and 100k sentences, 10k words, 1 vs 2 procs
+    python bench/scale.py                                  # 10k and 100k sentences, 10k/100k words, 1 vs 2
     python bench/scale.py --sizes 1000000                  # the 1M-sentence pass (hours on 2 cores)
+    python bench/scale.py --sizes '' --update              # decontext only; keep the other rows of scale.json
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def one_aggregate(corpus: Path, vocab: int, out: Path) -> dict:
     params = ExtractParams(corpus=str(corpus), corpus_window=1024)  # 10 windows in 10k: 5 per rank of 2
     stream = CorpusFiles(str(corpus), window=params.corpus_window)
     start = time.perf_counter()
-    words = corpus_vocabulary((list(s) for w in stream for s in w), 2, vocab).words
+    words = corpus_vocabulary((list(s) for w in shard.mine(stream) for s in w), 2, vocab, shard=shard).words
     vocab_s = time.perf_counter() - start
     rows = stream.rows()
     encoder = Counting(resolve_source("pkg:embedding/m3e-small"))
@@ -112,11 +114,13 @@ def one_aggregate(corpus: Path, vocab: int, out: Path) -> dict:
 
 
 def one_decontext(words_n: int) -> dict:
-    """cls + decontext (every layer) on the first `words_n` words of jieba's dict.txt by frequency."""
+    """`decontext` (default template and layers) on the first `words_n` words of jieba's dict.txt by
+    frequency; RSS before the pass (model loaded) and the peak, to show the pass holds one batch of
+    activations plus its [groups, V, d] result."""
     import jieba
+    from extract_throughput import Counting
     from peak import matmul_peak
 
-    from embedforge.core.encoder import Encoder
     from embedforge.core.models import resolve_source
     from embedforge.core.params import ExtractParams
     from embedforge.extract import extract_matrices
@@ -127,16 +131,23 @@ def one_decontext(words_n: int) -> dict:
     words = table.sort_values("freq", ascending=False, kind="stable")["word"].astype(str).str.lower()
     words = list(dict.fromkeys(words))[:words_n]
     peak = matmul_peak()
-    encoder = Encoder(resolve_source("pkg:embedding/m3e-small"))
+    encoder = Counting(resolve_source("pkg:embedding/m3e-small"))
+    encoder.reset()
+    rss_before = rss_mb()
     start = time.perf_counter()
-    out = extract_matrices(encoder, words, ["cls", "decontext"], ExtractParams(), progress=False)
+    out = extract_matrices(encoder, words, ["decontext"], ExtractParams(), progress=False)
     seconds = time.perf_counter() - start
     return {
         "words": len(words),
         "matrices": len(out),
+        "threads": torch.get_num_threads(),
         "seconds": round(seconds, 1),
         "words_per_s": round(len(words) / seconds, 1),
+        "tokens": encoder.tokens,
+        "gflops": round(encoder.flops / seconds / 1e9, 1),
         "peak_gflops": round(peak, 1),
+        "result_mb": round(sum(m.wv.weight.numel() for m in out) * 4 / 2**20, 1),
+        "rss_before_mb": round(rss_before, 1),
         "rss_mb": round(rss_mb(), 1),
     }
 
@@ -162,7 +173,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000", help="corpus sizes in sentences")
     ap.add_argument("--vocab", type=int, default=100000, help="most words counted in the corpus")
-    ap.add_argument("--words", type=int, default=10000, help="decontext: words of jieba's dict.txt")
+    ap.add_argument("--words", default="10000,100000", help="decontext: top words of jieba's dict.txt")
+    ap.add_argument("--update", action="store_true", help="keep the rows of the existing results JSON")
     ap.add_argument(
         "--torchrun-size", type=int, default=10000, help="1 vs 2 processes on this corpus (0: skip)"
     )
@@ -176,7 +188,7 @@ def main() -> None:
         print("RESULT " + json.dumps(one_aggregate(Path(args.corpus), args.vocab, Path(args.result))))
         return
     if args.one == "decontext":
-        print("RESULT " + json.dumps(one_decontext(args.words)))
+        print("RESULT " + json.dumps(one_decontext(int(args.words))))
         return
 
     work = Path(args.work)
@@ -187,6 +199,8 @@ def main() -> None:
         "source_sentences": len(source),
         "aggregate": [],
     }
+    if args.update:  # the kept rows keep the machine and load lines of their run
+        results = json.loads(Path(args.out + ".json").read_text(encoding="utf-8"))
 
     def save() -> None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -213,11 +227,15 @@ def main() -> None:
                 "equal_to_1e-5": bool(torch.allclose(one, two, rtol=1e-5, atol=1e-5)),
             }
             save()
-        if n == sizes[0] and args.words:
-            (res,) = child(["--one", "decontext", "--words", str(args.words)])
-            results["decontext"] = res
+    if word_counts := [int(w) for w in args.words.split(",") if w]:
+        results["decontext"] = []
+        for n in word_counts:
+            load = os.getloadavg()[0]
+            (res,) = child(["--one", "decontext", "--words", str(n)])
+            results["decontext"].append(res | {"load_average": [load, os.getloadavg()[0]]})
             save()
-    results["load_average_at_end"] = os.getloadavg()
+    if sizes:
+        results["load_average_at_end"] = os.getloadavg()
     save()
     print(report(results))
 
@@ -248,12 +266,22 @@ def report(r: dict) -> str:
     if d := r.get("decontext"):
         lines += [
             "",
-            "## decontext (cls + decontext at every layer, one pass)",
+            "## decontext (default template 这个词是“{w}”。 and layers [2, 3, 4], one matrix)",
             "",
-            "| words | matrices | s | words/s | peak RSS MB |",
-            "|---|---|---|---|---|",
-            f"| {d['words']} | {d['matrices']} | {d['seconds']} | {d['words_per_s']} | {d['rss_mb']} |",
+            "Top words of jieba's dict.txt by frequency; one process, "
+            f"{d[0]['threads']} threads; load average before/after each run in the last column.",
+            "",
+            "| words | s | words/s | tokens | GFLOP/s | peak GFLOP/s | % of peak | result MB "
+            "| RSS before MB | peak RSS MB | load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+        for x in d:
+            load = "/".join(f"{v:.1f}" for v in x["load_average"])
+            lines.append(
+                f"| {x['words']} | {x['seconds']} | {x['words_per_s']} | {x['tokens']} | {x['gflops']} "
+                f"| {x['peak_gflops']} | {100 * x['gflops'] / x['peak_gflops']:.0f}% | {x['result_mb']} "
+                f"| {x['rss_before_mb']} | {x['rss_mb']} | {load} |"
+            )
     if t := r.get("torchrun"):
         one = t["one_process"]
         lines += [
