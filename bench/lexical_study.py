@@ -279,7 +279,7 @@ class MirrorParams:
     tau: float = 0.04
     mask: str = "none"  # none (dropout only) | span (random span of pieces -> [MASK] in one view)
     positions: str = "all"  # pooled positions during training (same kinds as extraction)
-    layers: tuple[int, ...] = (4,)
+    layers: tuple[int, ...] = (4,)  # the last layer of m3e-small; study() passes the model's depth
     seed: int = 0
     n_words: int = 10000
 
@@ -366,7 +366,12 @@ def candidate_grid(depth: int, quick: bool) -> list[tuple[str, tuple[int, ...]]]
     )
     if quick:
         layer_sets = [(depth,), (1, 2, 3, 4)]
-    return list(itertools.product(POSITIONS, layer_sets))
+    return list(itertools.product(POSITIONS, fitting(layer_sets, depth)))
+
+
+def fitting(layer_sets: Sequence[tuple[int, ...]], depth: int) -> list[tuple[int, ...]]:
+    """The layer sets a model of `depth` layers has (the fixed ranges assume m3e-small's 4)."""
+    return list(dict.fromkeys(ls for ls in layer_sets if max(ls) <= depth))
 
 
 ENSEMBLE_TEMPLATES = ("bare", "t_ci", "t_yisi", "t_quote", "t_ciyu", "t_ciyi")
@@ -417,7 +422,8 @@ def study(args: argparse.Namespace) -> dict:  # noqa: C901 - one linear script o
     st = Study(words, bench, posts)
     base = Encoder(model_dir)
     depth = base.depth
-    short_grid = [(p, lay) for p in ("pieces", "all") for lay in [(depth,), (depth - 1, depth), (2, 3, 4)]]
+    layer_sets = fitting([(depth,), (depth - 1, depth), (2, 3, 4)], depth)
+    short_grid = [(p, lay) for p in ("pieces", "all") for lay in layer_sets]
     if args.quick:
         short_grid = short_grid[:2]
 
@@ -453,7 +459,7 @@ def study(args: argparse.Namespace) -> dict:  # noqa: C901 - one linear script o
         train_words = jieba_words(args.mirror_words, benchmark_words(), seed=0)
         for mask in ("none", "span"):
             steps = min(args.mirror_steps, 2) if args.quick else args.mirror_steps
-            mp = MirrorParams(steps=steps, batch=args.mirror_batch, mask=mask)
+            mp = MirrorParams(steps=steps, batch=args.mirror_batch, mask=mask, layers=(depth,))
             mp.n_words = len(train_words)
             tuned, secs = mirror_tune(model_dir, train_words, mp)
             st.timings[f"{mp.label()}/tune"] = round(secs, 2)

@@ -227,6 +227,7 @@ def _probe_accuracy(
     return accuracy
 
 
+@with_cjk_font
 def curves_png(table: pd.DataFrame, path: Path) -> None:
     """Test macro-F1 against training texts (log scale), one panel per consumer, one line per matrix."""
     series = list(dict.fromkeys(table["series"])) or ["(no curves)"]
