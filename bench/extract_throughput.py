@@ -145,7 +145,7 @@ def main() -> None:
         },
         "words": {
             "vocabulary": len(vocab),
-            "stage_seconds": round(words_s, 2),
+            "stage_seconds": round(words_s, 4),
             "tutorial_seconds": round(tutorial_s, 2),
             "tutorial_timed_words": len(sample),
             "speedup": round(tutorial_s / words_s, 1),
