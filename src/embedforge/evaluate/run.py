@@ -17,6 +17,7 @@ from embedforge.core.params import EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.curves import CurveRunner
+from embedforge.evaluate.peer import read_peer
 from embedforge.evaluate.probe import (
     ProbeConfig,
     ProbeData,
@@ -80,10 +81,17 @@ def probe_splits(prepared: PreparedData, index: dict[str, int]) -> tuple[ProbeDa
 
 
 def evaluate_all(
-    p: EvaluateParams, catalog: Catalog, model_dir: str | Path, prepared: PreparedData
+    p: EvaluateParams,
+    catalog: Catalog,
+    model_dir: str | Path,
+    prepared: PreparedData,
+    model_source: str | None = None,
 ) -> Results:
-    """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier."""
+    """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier.
+
+    `model_source` (params model.source) decides whether `evaluate.peer_file`'s peer is shown."""
     bench = load_benchmarks(p)
+    peer = read_peer(p.peer_file, model_source or "") if p.peer_file else None  # a bad file fails fast
     records = catalog.records()
     classifier = score_classifier(model_dir, prepared)  # first: a bad model folder fails fast
     names = classifier.labels
@@ -114,7 +122,7 @@ def evaluate_all(
         if curves.wants(random_name(first, len(baselines))):
             train, test = splits[key[0]]
             curves.add(random_name(first, len(baselines)), noises[key], train, test)
-    selection = recommend(p, bench.similarity, scores, records, list(bench.analogy))
+    selection = recommend(p, bench.similarity, scores, records, list(bench.analogy), peer)
     return Results(
         records=records,
         scores=scores,
