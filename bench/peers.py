@@ -103,6 +103,15 @@ def report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def model_source(spec: str, model_dir: Path) -> str:
+    """The model source the peer was computed from: a `pkg:` spec itself, else what the model stage
+    recorded in the folder (embedforge_source.json), else the folder."""
+    recorded = model_dir / "embedforge_source.json"
+    if spec.startswith("pkg:") or not recorded.is_file():
+        return spec
+    return str(json.loads(recorded.read_text(encoding="utf-8"))["source"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="models/base", help="a model folder or pkg:<package>/<folder>")
@@ -116,7 +125,9 @@ def main() -> None:
     wv, seconds = distil(model_dir, words)
     result = {
         "model2vec": MODEL2VEC,
+        "method": f"model2vec {MODEL2VEC} distill",
         "model": args.model,
+        "source": model_source(spec, model_dir),  # what evaluate.peer_file compares with model.source
         "words": len(words),
         "vocabulary": where,
         "dim": wv.dim,

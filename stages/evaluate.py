@@ -18,8 +18,9 @@ PLOTS = "plots"
 
 
 def main() -> None:
-    params = load_params().evaluate
-    results = evaluate_all(params, CATALOG, FINETUNED, PREPARED)
+    everything = load_params()
+    params = everything.evaluate
+    results = evaluate_all(params, CATALOG, FINETUNED, PREPARED, everything.model.source)
     write_results(results, METRICS, PLOTS)  # the data first: metrics/*.json, plot tables
     # then what is rendered from those files; training curves only when finetune left its DVCLive folder
     render(METRICS, PLOTS, CATALOG.records(), DVCLIVE if DVCLIVE.is_dir() else None)

@@ -104,6 +104,7 @@ def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> d
         "evaluate": {
             "similarity_files": each(params.evaluate.similarity_files),
             "analogy_files": each(params.evaluate.analogy_files),
+            "peer_file": path_fingerprint(params.evaluate.peer_file, cache),
         },
     }
 

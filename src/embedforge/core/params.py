@@ -285,6 +285,9 @@ class EvaluateParams:
     # The set whose dev half (pairs on odd line numbers) picks the recommended matrix; it must be one of
     # similarity_files. null: the language's SELECTION_SETS entry when similarity_files has it, else none.
     selection_set: str | None = None
+    # A peer's scores of the same encoder (bench/peers.py's JSON), shown beside the recommended matrix
+    # when its `source` is model.source (else a one-line note); null: no peer row.
+    peer_file: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from embedforge.evaluate.documents import (
     matrix_keys,
     read_docs,
 )
+from embedforge.evaluate.peer import PEER_KEY
 from embedforge.evaluate.probe import VARIANTS
 from embedforge.evaluate.similarity import ROWS_KEY
 
@@ -186,7 +187,22 @@ def _recommended(similarity: MetricsDoc) -> list[str]:
     if baseline in matrices:
         cells = [_ci(similarity, (SELECTION_KEY, "difference", s), "difference", True) for s in sets]
         lines.append(f"| {best} − {baseline} (paired) | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    return [*lines, *_peer(similarity, sets), ""]
+
+
+def _peer(similarity: MetricsDoc, sets: list[str]) -> list[str]:
+    """The peer's row (its Spearman per set, no intervals: only its scores are in the file), or the note
+    saying why it is not shown."""
+    sel = similarity.mapping(SELECTION_KEY)
+    peer = sel.get(PEER_KEY)
+    if not isinstance(peer, dict):
+        return []
+    label = f"peer: {peer.get('method')} of {peer.get('source')} (`{peer.get('file')}`)"
+    scores = peer.get("scores")
+    if not isinstance(scores, dict):
+        return ["", f"_Peer {label}: {peer.get('note', 'no scores')}._"]
+    cells = [_fmt(scores[s]) if isinstance(scores.get(s), (int, float)) else "–" for s in sets]
+    return [f"| {label} | " + " | ".join(cells) + " |"]
 
 
 def _classifier(classification: MetricsDoc) -> list[str]:

@@ -18,6 +18,7 @@ from embedforge.core.params import EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.curves import CurveRunner
+from embedforge.evaluate.peer import read_peer
 from embedforge.evaluate.probe import (
     ProbeConfig,
     ProbeData,
@@ -81,12 +82,19 @@ def probe_splits(prepared: PreparedData, index: dict[str, int]) -> tuple[ProbeDa
 
 
 def evaluate_all(
-    p: EvaluateParams, catalog: Catalog, model_dir: str | Path, prepared: PreparedData
+    p: EvaluateParams,
+    catalog: Catalog,
+    model_dir: str | Path,
+    prepared: PreparedData,
+    model_source: str | None = None,
 ) -> Results:
-    """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier."""
+    """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier.
+
+    `model_source` (params model.source) decides whether `evaluate.peer_file`'s peer is shown."""
     bench = load_benchmarks(p)
     device = resolve_device(p.device, "evaluate.device")
     logger.info("probe, curves and classifier on %s", device)
+    peer = read_peer(p.peer_file, model_source or "") if p.peer_file else None  # a bad file fails fast
     records = catalog.records()
     classifier = score_classifier(model_dir, prepared, device)  # first: a bad model folder fails fast
     names = classifier.labels
@@ -119,7 +127,7 @@ def evaluate_all(
         if curves.wants(random_name(first, len(baselines))):
             train, test = splits[key[0]]
             curves.add(random_name(first, len(baselines)), noises[key], train, test)
-    selection = recommend(p, bench.similarity, scores, records, list(bench.analogy))
+    selection = recommend(p, bench.similarity, scores, records, list(bench.analogy), peer)
     return Results(
         records=records,
         scores=scores,
