@@ -187,6 +187,21 @@ class FinetuneParams:
 
 
 @dataclass(frozen=True)
+class CeilingParams:
+    """The transformer ceiling of the learning curves: `models/base` fine-tuned on the curves' subsets.
+
+    The subsets are the curves' own draws (`evaluate.curve_sizes`, `curve_seeds`, `seed`); optimiser
+    settings, freezing and the seed (run i: `finetune.seed + i`) come from `finetune`; set here: which
+    sizes, and the schedule of a small training set.
+    """
+
+    max_size: int = _f(200, min=0)  # fine-tune at every curve size up to this many per class; 0 = off
+    batch_size: int = _f(16, min=1)
+    epochs: float = _f(3.0, gt=0.0)  # passes over the subset ...
+    min_steps: int = _f(100, min=1)  # ... but at least this many optimizer steps (small subsets)
+
+
+@dataclass(frozen=True)
 class ExtractParams:
     """Word-embedding matrices from the base and fine-tuned parameters."""
 
@@ -288,6 +303,7 @@ class Params:
     model: ModelParams = _f(ModelParams())
     prepare: PrepareParams = _f(PrepareParams())
     finetune: FinetuneParams = _f(FinetuneParams())
+    ceiling: CeilingParams = _f(CeilingParams())
     extract: ExtractParams = _f(ExtractParams())
     export: ExportParams = _f(ExportParams())
     evaluate: EvaluateParams = _f(EvaluateParams())

@@ -17,6 +17,7 @@ from embedforge.core.params import EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.curves import CurveRunner
+from embedforge.evaluate.documents import MetricsDoc
 from embedforge.evaluate.probe import (
     ProbeConfig,
     ProbeData,
@@ -80,9 +81,14 @@ def probe_splits(prepared: PreparedData, index: dict[str, int]) -> tuple[ProbeDa
 
 
 def evaluate_all(
-    p: EvaluateParams, catalog: Catalog, model_dir: str | Path, prepared: PreparedData
+    p: EvaluateParams,
+    catalog: Catalog,
+    model_dir: str | Path,
+    prepared: PreparedData,
+    ceiling: MetricsDoc | None = None,
 ) -> Results:
-    """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier."""
+    """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier;
+    `ceiling` (metrics/ceiling.json of the `ceiling` stage) fills the curves' transformer ceiling."""
     bench = load_benchmarks(p)
     records = catalog.records()
     classifier = score_classifier(model_dir, prepared)  # first: a bad model folder fails fast
@@ -120,6 +126,6 @@ def evaluate_all(
         scores=scores,
         classifier=classifier,
         probe=probe,
-        curves=curves.results(),
+        curves=curves.results(ceiling, classifier.metrics()),
         selection=selection,
     )
