@@ -20,6 +20,7 @@ from embedforge.evaluate.documents import MetricsDoc
 CURVES_PNG = "curves.png"  # under plots/png/
 CEILING_ROW = "transformer (fine-tuned)"  # the ceiling's row label and `matrix` in plots/curves.csv
 CAPPED_MARK = "†"
+NOT_RUN = "not run (`ceiling.max_size`)"  # a ceiling cell above the sizes the `ceiling` stage ran
 WORD2VEC = "word2vec"  # the strategy of the word2vec baseline
 FROZEN_NETS = ("cnn_frozen", "bilstm_frozen")  # the consumers the goals name
 GOAL_RANDOM, GOAL_W2V, GOAL_SIZE = 0.10, 0.05, 200
@@ -112,7 +113,7 @@ def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> li
     ceiling = ceiling_points(classification)
     if ceiling:
         cells = [
-            "not run"
+            NOT_RUN
             if k not in ceiling
             else f"{ceiling[k][0]:.3f}" + ("" if k == FULL else f" ± {ceiling[k][1]:.3f}")
             for k in sizes
@@ -198,8 +199,7 @@ def curve_section(classification: MetricsDoc, records: Sequence[MatrixRecord]) -
         "trained on top of each matrix with a given number of training texts per class; each cell shows the "
         "best consumer there (in brackets; the tables per consumer are below). The ceiling is the "
         "transformer itself, fine-tuned on the same training texts (the `ceiling` stage: the base encoder, "
-        "the same draws; at the full split, the `finetune` stage's classifier); `not run`: a size above "
-        "`ceiling.max_size`.",
+        "the same draws; at the full split, the `finetune` stage's classifier).",
         "",
         *_headline(classification, records),
         "",
