@@ -196,8 +196,7 @@ class CeilingParams:
     """
 
     max_size: int = _f(200, min=0)  # fine-tune at every curve size up to this many per class; 0 = off
-    # on CPU a step costs about the same at batch 16 or 32 (the optimizer updates every weight, the word
-    # embeddings included), so the schedule is counted in steps: 50 steps of 32 ~ 40 s on 2 cores
+    # a fixed schedule for a small training set (nothing is selected on validation or test)
     batch_size: int = _f(32, min=1)
     epochs: float = _f(3.0, gt=0.0)  # passes over the subset ...
     min_steps: int = _f(50, min=1)  # ... but at least this many optimizer steps (small subsets)

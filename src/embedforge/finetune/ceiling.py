@@ -33,6 +33,10 @@ from embedforge.finetune.trainer import build_trainer, check_freeze, load_model,
 
 logger = logging.getLogger(__name__)
 
+# sort lengths within at least 4 batches: a subset of 100 short texts is otherwise batched at random and
+# padded to its longest (measured: 1.5 s instead of ~0.65 s a step at batch 32 on 2 cores)
+MEGA_BATCH = 4
+
 
 def ceiling_sizes(p: Params) -> list[int]:
     """The curve sizes the ceiling runs: those > 0 and <= ceiling.max_size, ascending."""
@@ -81,7 +85,7 @@ def fine_tune_and_test(
             load_best_model_at_end=False,
             metric_for_best_model=None,
         )
-        trainer = build_trainer(model, tokenizer, args, train, test, [diverged])
+        trainer = build_trainer(model, tokenizer, args, train, test, [diverged], MEGA_BATCH)
         trainer.train()
         if diverged.error:
             raise EmbedforgeError(diverged.error.replace("finetune:", "ceiling:", 1))
