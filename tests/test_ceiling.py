@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 
 import embedforge.finetune.ceiling as ceiling
 from embedforge.core.curves import CurvePlan, capped_classes, nested_subsets
-from embedforge.core.params import CeilingParams, FinetuneParams, parse_params
+from embedforge.core.fingerprint import stage_fingerprints
+from embedforge.core.params import CEILING_READS, CeilingParams, FinetuneParams, Params, parse_params
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.curves import CurveRunner
 from embedforge.evaluate.run import probe_splits
@@ -81,6 +83,21 @@ def test_the_schedule_runs_epochs_but_at_least_min_steps() -> None:
     assert (small.max_steps, large.max_steps) == (50, 189)  # 400 rows: 13 batches x 3 < 50
     assert (small.seed, large.seed) == (42, 44) and small.batch_size == 32 and small.grad_accum_steps == 1
     assert small.lr == f.lr and small.warmup_ratio == f.warmup_ratio  # the finetune stage's optimiser
+
+
+def test_a_run_depends_only_on_the_keys_the_fingerprint_tracks() -> None:
+    c = CeilingParams()
+    tracked = {k: getattr(FinetuneParams(), k) for k in CEILING_READS["finetune"]}
+    a = FinetuneParams(**tracked)
+    b = FinetuneParams(**tracked, batch_size=8, grad_accum_steps=4, epochs=5.0, max_steps=3, eval_steps=9)
+    assert ceiling.run_params(a, c, 100, 1) == ceiling.run_params(replace(b, distributed="ddp"), c, 100, 1)
+    base = stage_fingerprints(Params())["ceiling"]
+    assert base["evaluate"] == {"curve_sizes": [50, 200, 1000, 0], "curve_seeds": 3, "seed": 42}
+    other = parse_params({"evaluate": {"probe_words": ["好"]}, "finetune": {"epochs": 2}})
+    assert stage_fingerprints(other)["ceiling"] == base  # an unrelated key leaves the ceiling alone
+    moved = parse_params({"evaluate": {"curve_seeds": 2}, "finetune": {"lr": 2e-5}})
+    assert stage_fingerprints(moved)["ceiling"]["evaluate"]["curve_seeds"] == 2
+    assert stage_fingerprints(moved)["ceiling"]["finetune"]["lr"] == 2e-5
 
 
 def test_max_size_below_every_curve_size_runs_nothing(prepared_dir: Path) -> None:

@@ -202,6 +202,23 @@ class CeilingParams:
     min_steps: int = _f(50, min=1)  # ... but at least this many optimizer steps (small subsets)
 
 
+# The keys of other sections that the `ceiling` stage reads. DVC cannot track a key that params.yaml leaves
+# to its default, so the `fingerprint` stage writes their resolved values to fingerprints/ceiling.json.
+CEILING_READS = {
+    "evaluate": ("curve_sizes", "curve_seeds", "seed"),  # the curves' draws
+    "finetune": (
+        "seed",
+        "lr",
+        "weight_decay",
+        "warmup_ratio",
+        "max_grad_norm",
+        "freeze_embeddings",
+        "freeze_layers",
+        "precision",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class ExtractParams:
     """Word-embedding matrices from the base and fine-tuned parameters."""

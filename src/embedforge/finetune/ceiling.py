@@ -44,10 +44,19 @@ def ceiling_sizes(p: Params) -> list[int]:
 
 
 def run_params(f: FinetuneParams, c: CeilingParams, rows: int, run: int) -> FinetuneParams:
-    """The `finetune` params of one run: its seed, the ceiling's batch size and number of steps."""
+    """The `finetune` params of one run: its seed, the ceiling's batch size and number of steps; every
+    other `finetune` key that could matter is replaced, so a run depends on CEILING_READS alone."""
     steps = max(math.ceil(c.epochs * math.ceil(rows / c.batch_size)), c.min_steps)
     return replace(
-        f, seed=f.seed + run, batch_size=c.batch_size, grad_accum_steps=1, max_steps=steps, distributed="off"
+        f,
+        seed=f.seed + run,
+        batch_size=c.batch_size,
+        grad_accum_steps=1,
+        epochs=1.0,
+        max_steps=steps,
+        eval_steps=0,
+        distributed="off",
+        nproc_per_node=0,
     )
 
 
