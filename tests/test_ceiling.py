@@ -77,10 +77,10 @@ def test_ceiling_json_schema_and_a_rerun_gives_the_same_bytes(
 
 
 def test_the_schedule_runs_epochs_but_at_least_min_steps() -> None:
-    c = CeilingParams()  # the defaults: batch 32, 3 epochs, at least 50 steps
+    c = CeilingParams()  # the defaults: batch 32, 3 epochs, at least 30 steps
     f = FinetuneParams(seed=42, batch_size=16, grad_accum_steps=2, max_steps=7)
-    small, large = ceiling.run_params(f, c, 400, 0), ceiling.run_params(f, c, 2000, 2)
-    assert (small.max_steps, large.max_steps) == (50, 189)  # 400 rows: 13 batches x 3 < 50
+    small, large = ceiling.run_params(f, c, 100, 0), ceiling.run_params(f, c, 2000, 2)
+    assert (small.max_steps, large.max_steps) == (30, 189)  # 100 rows: 4 batches x 3 < 30
     assert (small.seed, large.seed) == (42, 44) and small.batch_size == 32 and small.grad_accum_steps == 1
     assert small.lr == f.lr and small.warmup_ratio == f.warmup_ratio  # the finetune stage's optimiser
 

@@ -199,7 +199,7 @@ class CeilingParams:
     # a fixed schedule for a small training set (nothing is selected on validation or test)
     batch_size: int = _f(32, min=1)
     epochs: float = _f(3.0, gt=0.0)  # passes over the subset ...
-    min_steps: int = _f(50, min=1)  # ... but at least this many optimizer steps (small subsets)
+    min_steps: int = _f(30, min=1)  # ... but at least this many optimizer steps (small subsets)
 
 
 # The keys of other sections that the `ceiling` stage reads. DVC cannot track a key that params.yaml leaves
