@@ -8,19 +8,23 @@ from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.core.stage import run_stage
 from embedforge.evaluate import evaluate_all, render, write_results
+from embedforge.evaluate.curves import CEILING_FILE
+from embedforge.evaluate.documents import MetricsDoc
 
 CATALOG = Catalog(Path("embeddings"))
 FINETUNED = "models/finetuned"
 PREPARED = PreparedData(Path("data/prepared"))
 DVCLIVE = Path("dvclive")
 METRICS = "metrics"
+CEILING = Path(METRICS) / CEILING_FILE  # the `ceiling` stage's (absent: full split only)
 PLOTS = "plots"
 
 
 def main() -> None:
     everything = load_params()
     params = everything.evaluate
-    results = evaluate_all(params, CATALOG, FINETUNED, PREPARED, everything.model.source)
+    ceiling = MetricsDoc.read(CEILING) if CEILING.is_file() else None
+    results = evaluate_all(params, CATALOG, FINETUNED, PREPARED, everything.model.source, ceiling)
     write_results(results, METRICS, PLOTS)  # the data first: metrics/*.json, plot tables
     # then what is rendered from those files; training curves only when finetune left its DVCLive folder
     render(METRICS, PLOTS, CATALOG.records(), DVCLIVE if DVCLIVE.is_dir() else None)

@@ -12,11 +12,14 @@ import pytest
 import torch
 
 from embedforge.core.catalog import Catalog, MatrixRecord
+from embedforge.core.curves import CurvePlan
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate import evaluate_all, render, to_metrics, write_results
+from embedforge.evaluate.curve_report import curve_section
+from embedforge.evaluate.curves import ceiling_points
 from embedforge.evaluate.documents import (
     CLASSIFICATION_FILE,
     NEIGHBOURS_FILE,
@@ -84,13 +87,30 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, prepared_dir: Path, tiny_mo
         selection_set=str(bench / "chars.tsv"),  # its dev half picks the recommended matrix
     )
     prepared = PreparedData(prepared_dir)
-    return {"root": root, "prepared": prepared, "catalog": catalog, "finetuned": finetuned, "params": params}
+    # what the `ceiling` stage would write for these curves: the transformer at 5 / class, 2 draws
+    plan = CurvePlan.of(prepared.split("train", ["label"])["label"].to_numpy(), [5, 0], 2, params.seed)
+    point = {"macro_f1": 0.61, "macro_f1_sd": 0.02, "accuracy": 0.7, "accuracy_sd": 0.01, "runs": 2}
+    ceiling = {"sizes": {"5": {**point, "train_rows": 10, "steps": 100, "draws": plan.digest("5")}}}
+    return {
+        "root": root,
+        "prepared": prepared,
+        "catalog": catalog,
+        "finetuned": finetuned,
+        "params": params,
+        "ceiling": MetricsDoc.of(ceiling, "metrics/ceiling.json"),
+    }
 
 
 @pytest.fixture(scope="module")
 def written(inputs: dict) -> dict:
     """evaluate_all, then write_results and render into a fresh folder."""
-    results = evaluate_all(inputs["params"], inputs["catalog"], inputs["finetuned"], inputs["prepared"])
+    results = evaluate_all(
+        inputs["params"],
+        inputs["catalog"],
+        inputs["finetuned"],
+        inputs["prepared"],
+        ceiling=inputs["ceiling"],
+    )
     out = inputs["root"] / "out"
     write_results(results, out / "metrics", out / "plots")
     render(out / "metrics", out / "plots", inputs["catalog"].records())
@@ -172,7 +192,13 @@ def test_report_rebuilt_from_files_equals_the_fresh_one(inputs: dict, written: d
 
 
 def test_seeded_run_reproduces_the_metrics(inputs: dict, written: dict) -> None:
-    again = evaluate_all(inputs["params"], inputs["catalog"], inputs["finetuned"], inputs["prepared"])
+    again = evaluate_all(
+        inputs["params"],
+        inputs["catalog"],
+        inputs["finetuned"],
+        inputs["prepared"],
+        ceiling=inputs["ceiling"],
+    )
     assert to_metrics(again) == to_metrics(written["results"])
 
 
@@ -344,15 +370,62 @@ def test_report_opens_with_the_learning_curve_table_and_figure(written: dict) ->
     assert report.startswith("# Evaluation report\n\n## Should I use this matrix, and from which encoder?")
     table = report.split("| matrix | 5 / class | full split (56) |")[1].split("\n\n")[0]
     assert "decontext_base_L2 (base encoder)" in table and "random (baseline)" in table
-    assert "transformer (fine-tuned)" in table and " ± " in table
+    classifier = written["results"].classifier.metrics()["macro_f1"]
+    assert f"| transformer (fine-tuned) | 0.610 ± 0.020 | {classifier:.3f} |" in table  # from ceiling.json
     assert "![learning curves](../plots/png/curves.png)" in report
     assert (written["plots"] / "png" / "curves.png").is_file()
     curves = pd.read_csv(written["plots"] / "curves.csv")
-    assert set(curves["matrix"]) == {"decontext_base_L2", "random"}
+    assert set(curves["matrix"]) == {"decontext_base_L2", "random", "transformer (fine-tuned)"}
     assert set(curves["series"]) == {"mean_frozen", "cnn_frozen"}
+    top = curves[curves["matrix"] == "transformer (fine-tuned)"]  # in every consumer's panel
+    assert sorted(zip(top["series"], top["size"], top["macro_f1"], top["runs"], strict=True)) == [
+        ("cnn_frozen", "5", 0.61, 2),
+        ("cnn_frozen", "full", classifier, 1),
+        ("mean_frozen", "5", 0.61, 2),
+        ("mean_frozen", "full", classifier, 1),
+    ]
     section = _json(written["metrics"] / "classification.json")["curves"]
     assert section["train_rows"] == {"5": 10, "full": 56}
     assert section["matrices"]["random"]["cnn_frozen"]["5"]["runs"] == 2
+    assert section["ceiling"]["5"] == {
+        "macro_f1": 0.61,
+        "macro_f1_sd": 0.02,
+        "accuracy": 0.7,
+        "accuracy_sd": 0.01,
+        "runs": 2,
+        "steps": 100,
+    }
+    assert section["ceiling"]["full"]["runs"] == 1 and section["capped"] == {}
+
+
+def test_a_ceiling_from_other_draws_is_a_one_line_error(inputs: dict) -> None:
+    plan = CurvePlan.of(
+        inputs["prepared"].split("train", ["label"])["label"].to_numpy(), [5, 0], 2, inputs["params"].seed
+    )
+    good = inputs["ceiling"].data["sizes"]["5"]
+    for where, bad, expected in [
+        ("sizes.5.draws", {**good, "draws": "0123456789abcdef"}, "the digest of the curves' own draws"),
+        ("sizes.5.runs", {**good, "runs": 3}, "expected 1 to 2"),
+    ]:
+        with pytest.raises(EmbedforgeError) as err:
+            ceiling_points(MetricsDoc.of({"sizes": {"5": bad}}, "metrics/ceiling.json"), plan)
+        assert str(err.value).startswith(f"metrics/ceiling.json: {where} = ") and expected in str(err.value)
+    with pytest.raises(EmbedforgeError, match=r"^metrics/ceiling.json: sizes.7 = .*evaluate.curve_sizes"):
+        ceiling_points(MetricsDoc.of({"sizes": {"7": good}}, "metrics/ceiling.json"), plan)
+
+
+def test_report_marks_sizes_that_capped_a_small_class() -> None:
+    point = {"macro_f1": 0.5, "macro_f1_sd": 0.0, "accuracy": 0.5, "accuracy_sd": 0.0, "runs": 1}
+    curves = {
+        "train_rows": {"50": 90, "full": 300},
+        "capped": {"50": {"热水器": 40}},
+        "matrices": {"random": {"mean_frozen": {"50": point, "full": point}}},
+        "ceiling": {},
+    }
+    doc = MetricsDoc.of({"curves": curves}, CLASSIFICATION_FILE)
+    lines = curve_section(doc, [])
+    assert "| matrix | 50 / class† | full split (300) |" in lines
+    assert "† Classes with fewer training texts give all of theirs: 50 / class: 热水器 (40)." in lines
 
 
 def test_report_shows_genuine_rows_and_genuine_coverage_per_matrix() -> None:

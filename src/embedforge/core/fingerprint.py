@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from embedforge.core.params import Params
+from embedforge.core.params import CEILING_READS, Params
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ def source_fingerprint(spec: str, cache: dict[str, Any] | None = None) -> dict[s
 
 
 def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """One fingerprint per stage, of every file or folder that stage reads because params.yaml names it."""
+    """One fingerprint per stage, of every file or folder that stage reads because params.yaml names it
+    (and, for `ceiling`, of the other sections' params it reads)."""
     cache = {} if cache is None else cache
     p = params.prepare
 
@@ -105,6 +106,11 @@ def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> d
             "similarity_files": each(params.evaluate.similarity_files),
             "analogy_files": each(params.evaluate.analogy_files),
             "peer_file": path_fingerprint(params.evaluate.peer_file, cache),
+        },
+        # not files: the resolved values of the other sections' keys the ceiling reads (see CEILING_READS)
+        "ceiling": {
+            section: {key: getattr(getattr(params, section), key) for key in keys}
+            for section, keys in CEILING_READS.items()
         },
     }
 

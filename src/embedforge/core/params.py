@@ -187,6 +187,39 @@ class FinetuneParams:
 
 
 @dataclass(frozen=True)
+class CeilingParams:
+    """The transformer ceiling of the learning curves: `models/base` fine-tuned on the curves' subsets.
+
+    The subsets are the curves' own draws (`evaluate.curve_sizes`, `curve_seeds`, `seed`); optimiser
+    settings, freezing and the seed (run i: `finetune.seed + i`) come from `finetune`; set here: which
+    sizes, and the schedule of a small training set.
+    """
+
+    max_size: int = _f(200, min=0)  # fine-tune at every curve size up to this many per class; 0 = off
+    # a fixed schedule for a small training set (nothing is selected on validation or test)
+    batch_size: int = _f(32, min=1)
+    epochs: float = _f(3.0, gt=0.0)  # passes over the subset ...
+    min_steps: int = _f(30, min=1)  # ... but at least this many optimizer steps (small subsets)
+
+
+# The keys of other sections that the `ceiling` stage reads. DVC cannot track a key that params.yaml leaves
+# to its default, so the `fingerprint` stage writes their resolved values to fingerprints/ceiling.json.
+CEILING_READS = {
+    "evaluate": ("curve_sizes", "curve_seeds", "seed"),  # the curves' draws
+    "finetune": (
+        "seed",
+        "lr",
+        "weight_decay",
+        "warmup_ratio",
+        "max_grad_norm",
+        "freeze_embeddings",
+        "freeze_layers",
+        "precision",
+    ),
+}
+
+
+@dataclass(frozen=True)
 class ExtractParams:
     """Word-embedding matrices from the base and fine-tuned parameters."""
 
@@ -297,6 +330,7 @@ class Params:
     model: ModelParams = _f(ModelParams())
     prepare: PrepareParams = _f(PrepareParams())
     finetune: FinetuneParams = _f(FinetuneParams())
+    ceiling: CeilingParams = _f(CeilingParams())
     extract: ExtractParams = _f(ExtractParams())
     export: ExportParams = _f(ExportParams())
     evaluate: EvaluateParams = _f(EvaluateParams())

@@ -2,8 +2,8 @@
 
 "Should I use this matrix, and from which encoder?": one row per matrix and baseline, one column per
 training size, each cell the mean ± sd test macro-F1 of the best consumer there; the fine-tuned
-transformer (the `finetune` stage's classifier, trained on the whole split) is the ceiling. Then the goals
-of issue 11, checked against those numbers.
+transformer is the ceiling (`curves.ceiling`: the `ceiling` stage's fine-tuning on the same subsets, and the
+`finetune` stage's classifier for the full split). Then the goals of issue 11, checked against those numbers.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import pandas as pd
 
 from embedforge.core.catalog import MatrixRecord
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.evaluate.curves import CURVES, FULL, RUNS, SD
+from embedforge.evaluate.curves import CAPPED, CEILING, CURVES, FULL, RUNS, SD
 from embedforge.evaluate.documents import MetricsDoc
 
 CURVES_PNG = "curves.png"  # under plots/png/
-CEILING = "transformer (fine-tuned)"
+CEILING_ROW = "transformer (fine-tuned)"  # the ceiling's row label and `matrix` in plots/curves.csv
+CAPPED_MARK = "†"
+NOT_RUN = "not run (`ceiling.max_size`)"  # a ceiling cell above the sizes the `ceiling` stage ran
 WORD2VEC = "word2vec"  # the strategy of the word2vec baseline
 FROZEN_NETS = ("cnn_frozen", "bilstm_frozen")  # the consumers the goals name
 GOAL_RANDOM, GOAL_W2V, GOAL_SIZE = 0.10, 0.05, 200
@@ -39,6 +41,28 @@ def curve_points(
                 if mean is not None and sd is not None and runs is not None:
                     out.setdefault(matrix, {}).setdefault(name, {})[size] = (mean, sd, int(runs))
     return out
+
+
+def ceiling_points(classification: MetricsDoc, metric: str = MACRO_F1) -> dict[str, Point]:
+    """size key -> (mean, sd, runs) of the fine-tuned transformer; an older run's files: the full split from
+    `finetuned` alone."""
+    if not classification.has(CURVES, CEILING):
+        f1 = classification.number("finetuned", metric) if classification.has("finetuned", metric) else None
+        return {} if f1 is None else {FULL: (f1, 0.0, 1)}
+    out = {}
+    for size in classification.mapping(CURVES, CEILING):
+        keys = (CURVES, CEILING, size)
+        mean, sd, runs = (classification.number(*keys, k) for k in (metric, metric + SD, RUNS))
+        if mean is not None and sd is not None and runs is not None:
+            out[size] = (mean, sd, int(runs))
+    return out
+
+
+def capped(classification: MetricsDoc) -> dict[str, dict[str, int]]:
+    """size key -> {class: training rows} for the classes with fewer training rows than that size."""
+    if not classification.has(CURVES, CAPPED):  # an older run's file
+        return {}
+    return {k: dict(v) for k, v in classification.mapping(CURVES, CAPPED).items() if isinstance(v, dict)}
 
 
 def size_keys(classification: MetricsDoc) -> list[str]:
@@ -74,7 +98,11 @@ def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> li
     points = curve_points(classification)
     sizes = size_keys(classification)
     rows = classification.mapping(CURVES, "train_rows")
-    head = [f"{k} / class" if k != FULL else f"full split ({rows[k]})" for k in sizes]
+    short = capped(classification)
+    head = [
+        f"{k} / class{CAPPED_MARK if k in short else ''}" if k != FULL else f"full split ({rows[k]})"
+        for k in sizes
+    ]
     lines = ["| matrix | " + " | ".join(head) + " |", "|---" * (len(sizes) + 1) + "|"]
     for name in _order(points, records):
         cells = []
@@ -82,14 +110,21 @@ def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> li
             best = _best(points[name], size)
             cells.append("–" if best is None else f"{best[1][0]:.3f} ± {best[1][1]:.3f} ({best[0]})")
         lines.append(f"| {_label(name, records)} | " + " | ".join(cells) + " |")
-    ceiling = (
-        classification.number("finetuned", MACRO_F1) if classification.has("finetuned", MACRO_F1) else None
-    )
-    if ceiling is not None:
-        cells = (
-            ["not run"] * (len(sizes) - 1) + [f"{ceiling:.3f}"] if FULL in sizes else ["not run"] * len(sizes)
-        )
-        lines.append(f"| {CEILING} | " + " | ".join(cells) + " |")
+    ceiling = ceiling_points(classification)
+    if ceiling:
+        cells = [
+            NOT_RUN
+            if k not in ceiling
+            else f"{ceiling[k][0]:.3f}" + ("" if k == FULL else f" ± {ceiling[k][1]:.3f}")
+            for k in sizes
+        ]
+        lines.append(f"| {CEILING_ROW} | " + " | ".join(cells) + " |")
+    if short:
+        notes = [f"{k} / class: " + ", ".join(f"{c} ({n})" for c, n in short[k].items()) for k in short]
+        lines += [
+            "",
+            f"{CAPPED_MARK} Classes with fewer training texts give all of theirs: {'; '.join(notes)}.",
+        ]
     return lines
 
 
@@ -162,8 +197,9 @@ def curve_section(classification: MetricsDoc, records: Sequence[MatrixRecord]) -
         "",
         f"Test macro-F1 (mean ± sd over up to {runs} nested, stratified training draws) of a small model "
         "trained on top of each matrix with a given number of training texts per class; each cell shows the "
-        "best consumer there (in brackets; the tables per consumer are below). The fine-tuned transformer "
-        "is the ceiling (the `finetune` stage's classifier, trained on the whole split).",
+        "best consumer there (in brackets; the tables per consumer are below). The ceiling is the "
+        "transformer itself, fine-tuned on the same training texts (the `ceiling` stage: the base encoder, "
+        "the same draws; at the full split, the `finetune` stage's classifier).",
         "",
         *_headline(classification, records),
         "",
@@ -202,6 +238,11 @@ def curve_table(classification: MetricsDoc) -> pd.DataFrame:
     """plots/curves.csv: one row per matrix, consumer and size, with error-bar ends for `dvc plots`."""
     rows_of = classification.mapping(CURVES, "train_rows")
     f1, acc = curve_points(classification, MACRO_F1), curve_points(classification, ACCURACY)
+    # the ceiling is drawn in every consumer's panel, so it repeats once per series
+    series = list(dict.fromkeys(name for m in f1.values() for name in m))
+    if f1 and (top := ceiling_points(classification)):
+        f1[CEILING_ROW] = dict.fromkeys(series, top)
+        acc[CEILING_ROW] = dict.fromkeys(series, ceiling_points(classification, ACCURACY))
     rows = [
         {
             "matrix": matrix,
@@ -215,9 +256,10 @@ def curve_table(classification: MetricsDoc) -> pd.DataFrame:
             ACCURACY: acc.get(matrix, {}).get(name, {}).get(size, (None,))[0],
             RUNS: runs,
         }
-        for matrix, series in f1.items()
-        for name, sizes in series.items()
+        for matrix, curves in f1.items()
+        for name, sizes in curves.items()
         for size, (mean, sd, runs) in sizes.items()
+        if size in rows_of
     ]
     columns = [
         "matrix",

@@ -1,16 +1,13 @@
 """Learning curves: test macro-F1 and accuracy of each consumer as the training set grows.
 
-Training sets are stratified and nested: for each seed the rows of each class are put in a seeded order,
-and the subset of `n` per class is the first `n` of each class, so the 50 lie inside the 200, which lie
-inside the 1000. Sizes below the full split run once per seed (mean ± sample sd); the full split runs once.
-The test split is never subsampled.
+The training subsets (stratified, nested, seeded) are drawn by `embedforge.core.curves.CurvePlan`, the
+same draws the `ceiling` stage fine-tunes the transformer on. The test split is never subsampled.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -18,68 +15,55 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from embedforge.core.curves import (
+    CEILING_SIZES,
+    CURVE_SIZES,
+    DRAWS,
+    FULL,
+    RUNS,
+    SCORES,
+    SD,
+    STEPS,
+    CurvePlan,
+    Summary,
+    capped_classes,
+    nested_subsets,
+    size_key,
+    summarise,
+)
 from embedforge.core.device import CPU
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import ACCURACY, MACRO_F1
 from embedforge.core.params import EvaluateParams
 from embedforge.evaluate.consumers import NetConfig, check_consumers, consumer_scores
+from embedforge.evaluate.documents import MetricsDoc
 from embedforge.evaluate.probe import VARIANTS, ProbeConfig, ProbeData
 from embedforge.evaluate.training import one_thread
 
 logger = logging.getLogger(__name__)
 
 CURVES = "curves"  # the section of metrics/classification.json
-FULL = "full"  # the size key of the whole training split (`curve_sizes` entry 0)
-DIGITS = 4  # rounding of the numbers in metrics/classification.json
-RUNS = "runs"
-SD = "_sd"  # suffix of a standard deviation key: macro_f1_sd, accuracy_sd
-SCORES = (MACRO_F1, ACCURACY)
-
-Summary = dict[str, float | int]  # macro_f1, macro_f1_sd, accuracy, accuracy_sd, runs
+CEILING = "ceiling"  # its transformer ceiling: size key -> summary (+ `steps`); `full` = the finetune stage's
+CAPPED = "capped"  # size key -> {class name: training rows} for classes with fewer rows than the size
+CEILING_FILE = "ceiling.json"  # metrics/ceiling.json, written by the `ceiling` stage
 Curve = dict[str, dict[str, Summary]]  # series (`cnn_frozen`) -> size key -> summary
-
-
-def size_key(n: int) -> str:
-    """`50` -> "50"; 0 (the full split) -> "full"."""
-    return FULL if n == 0 else str(n)
+# re-exported: the plan and its keys are read through this module by the report and the tests
+__all__ = [
+    "CAPPED",
+    "CEILING",
+    "CURVES",
+    "FULL",
+    "RUNS",
+    "SD",
+    "CurvePlan",
+    "nested_subsets",
+    "size_key",
+    "summarise",
+]
 
 
 def series_name(consumer: str, variant: str) -> str:
     return f"{consumer}_{variant}"
-
-
-def nested_subsets(labels: np.ndarray, sizes: Sequence[int], seed: int) -> dict[str, np.ndarray]:
-    """Sorted row indices per size key: the first `n` rows of each class in a seeded order (nested)."""
-    rng = np.random.default_rng(seed)
-    orders = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
-    out = {}
-    for n in sorted(set(sizes), key=lambda n: (n == 0, n)):
-        rows = np.arange(len(labels)) if n == 0 else np.concatenate([o[:n] for o in orders])
-        out[size_key(n)] = np.sort(rows)
-    return out
-
-
-@dataclass(frozen=True)
-class CurvePlan:
-    """The training subsets of every curve: size key -> one row-index array per run."""
-
-    runs: dict[str, list[np.ndarray]]
-
-    @classmethod
-    def of(cls, labels: np.ndarray, sizes: Sequence[int], seeds: int, seed: int) -> CurvePlan:
-        """`seeds` nested draws for the sizes below the full split; one run of the full split."""
-        bad = [n for n in sizes if n < 0]
-        if bad or not sizes:
-            raise EmbedforgeError(
-                f"params.yaml: evaluate.curve_sizes = {list(sizes)}; expected a non-empty list of examples "
-                "per class >= 0 (0 = the whole train split)"
-            )
-        draws = [nested_subsets(labels, sizes, seed + s) for s in range(seeds)]
-        return cls({k: [d[k] for d in draws] if k != FULL else [draws[0][k]] for k in draws[0]})
-
-    def rows(self) -> dict[str, int]:
-        """Training rows per size key (what `50 per class` came to)."""
-        return {k: len(runs[0]) for k, runs in self.runs.items()}
 
 
 @dataclass(frozen=True)
@@ -106,17 +90,6 @@ class CurveConfig:
             ),
             net=NetConfig(filters=p.cnn_filters, hidden=p.lstm_hidden, dropout=p.curve_dropout),
         )
-
-
-def summarise(runs: Sequence[dict[str, float]]) -> Summary:
-    """Mean and sample standard deviation (0 for one run) of each score, rounded, and the run count."""
-    out: Summary = {}
-    for key in SCORES:
-        values = [r[key] for r in runs]
-        out[key] = round(statistics.fmean(values), DIGITS)
-        out[key + SD] = round(statistics.stdev(values), DIGITS) if len(values) > 1 else 0.0
-    out[RUNS] = len(runs)
-    return out
 
 
 def run_curve(
@@ -166,9 +139,37 @@ class CurveResults:
 
     train_rows: dict[str, int]  # size key -> training rows
     matrices: dict[str, Curve]  # matrix or baseline name -> its curve
+    ceiling: dict[str, Summary] = field(default_factory=dict)  # size key -> the fine-tuned transformer's
+    capped: dict[str, dict[str, int]] = field(default_factory=dict)  # size key -> {short class: rows}
 
     def metrics(self) -> dict[str, object]:
-        return {"train_rows": dict(self.train_rows), "matrices": dict(self.matrices)}
+        return {
+            "train_rows": dict(self.train_rows),
+            CAPPED: dict(self.capped),
+            "matrices": dict(self.matrices),
+            CEILING: dict(self.ceiling),
+        }
+
+
+def ceiling_points(document: MetricsDoc, plan: CurvePlan) -> dict[str, Summary]:
+    """The sizes of metrics/ceiling.json, each checked to be fine-tuned on this plan's very subsets."""
+    out: dict[str, Summary] = {}
+    for key in document.mapping(CEILING_SIZES):
+        where = (CEILING_SIZES, key)
+        if key not in plan.runs or key == FULL:
+            raise document.error(where, f"a size of {CURVE_SIZES} below the full split; re-run `ceiling`")
+        runs = document.number(*where, RUNS)
+        if runs is None or not 1 <= runs <= len(plan.runs[key]):
+            raise document.error((*where, RUNS), f"1 to {len(plan.runs[key])} (evaluate.curve_seeds)")
+        if document.text(*where, DRAWS) != plan.digest(key, int(runs)):
+            raise document.error(
+                (*where, DRAWS),
+                f"{plan.digest(key, int(runs))}, the digest of the curves' own draws (the data or "
+                "evaluate.seed changed since `ceiling` ran); re-run the ceiling stage",
+            )
+        summary: Summary = {k: document.number(*where, k) or 0.0 for s in SCORES for k in (s, s + SD)}
+        out[key] = {**summary, RUNS: int(runs), STEPS: int(document.number(*where, STEPS) or 0)}
+    return out
 
 
 class CurveRunner:
@@ -180,6 +181,7 @@ class CurveRunner:
         self.p = p
         self.names = names
         self.plan: CurvePlan | None = None
+        self.labels = np.zeros(0, dtype=np.int64)
         self.curves: dict[str, Curve] = {}
 
     def wants(self, name: str) -> bool:
@@ -190,12 +192,28 @@ class CurveRunner:
         if not self.wants(name):
             return
         if self.plan is None:
-            self.plan = CurvePlan.of(
-                train.labels.numpy(), self.p.curve_sizes, self.p.curve_seeds, self.p.seed
-            )
+            self.labels = train.labels.numpy()
+            self.plan = CurvePlan.of(self.labels, self.p.curve_sizes, self.p.curve_seeds, self.p.seed)
         start = time.perf_counter()
         self.curves[name] = run_curve(weight, train, test, self.names, self.plan, self.cfg)
         logger.info("curve of %s: %.1f s", name, time.perf_counter() - start)
 
-    def results(self) -> CurveResults:
-        return CurveResults(self.plan.rows() if self.plan else {}, self.curves)
+    def results(self, ceiling: MetricsDoc | None, classifier: dict[str, float]) -> CurveResults:
+        """The curves, the transformer ceiling (metrics/ceiling.json, and the finetune stage's classifier
+        for the full split) and the classes that some sizes capped."""
+        if self.plan is None:
+            return CurveResults({}, self.curves)
+        points = ceiling_points(ceiling, self.plan) if ceiling is not None else {}
+        if FULL in self.plan.runs:  # the whole split: the finetune stage's classifier, one run
+            points[FULL] = {
+                MACRO_F1: classifier[MACRO_F1],
+                MACRO_F1 + SD: 0.0,
+                ACCURACY: classifier[ACCURACY],
+                ACCURACY + SD: 0.0,
+                RUNS: 1,
+            }
+        capped = {
+            key: {self.names[c]: rows for c, rows in short.items()}
+            for key, short in capped_classes(self.labels, self.p.curve_sizes).items()
+        }
+        return CurveResults(self.plan.rows(), self.curves, points, capped)

@@ -81,6 +81,13 @@ class MetricsDoc:
             value = value[key]
         return value
 
+    def error(self, keys: Sequence[str], expected: str) -> EmbedforgeError:
+        """An error naming the file, the key and its value (null when absent), and what was expected."""
+        value: Any = self.data
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return self._wrong(keys, value, expected)
+
     def _wrong(self, keys: Sequence[str], value: Any, expected: str) -> EmbedforgeError:
         return EmbedforgeError(f"{self.file}: {_path(keys)} = {value!r}; expected {expected}")
 
@@ -100,6 +107,13 @@ class MetricsDoc:
             return {}
         if not isinstance(value, dict):
             raise self._wrong(keys, value, "a JSON object")
+        return value
+
+    def text(self, *keys: str) -> str | None:
+        """A string, or None when absent."""
+        value = self._get(keys)
+        if value is not None and not isinstance(value, str):
+            raise self._wrong(keys, value, "a string")
         return value
 
     def strings(self, *keys: str) -> list[str] | None:

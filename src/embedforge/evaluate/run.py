@@ -18,6 +18,7 @@ from embedforge.core.params import EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.curves import CurveRunner
+from embedforge.evaluate.documents import MetricsDoc
 from embedforge.evaluate.peer import read_peer
 from embedforge.evaluate.probe import (
     ProbeConfig,
@@ -87,10 +88,12 @@ def evaluate_all(
     model_dir: str | Path,
     prepared: PreparedData,
     model_source: str | None = None,
+    ceiling: MetricsDoc | None = None,
 ) -> Results:
     """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier.
 
-    `model_source` (params model.source) decides whether `evaluate.peer_file`'s peer is shown."""
+    `model_source` (params model.source) decides whether `evaluate.peer_file`'s peer is shown; `ceiling`
+    (metrics/ceiling.json of the `ceiling` stage) fills the curves' transformer ceiling."""
     bench = load_benchmarks(p)
     device = resolve_device(p.device, "evaluate.device")
     logger.info("probe, curves and classifier on %s", device)
@@ -133,6 +136,6 @@ def evaluate_all(
         scores=scores,
         classifier=classifier,
         probe=probe,
-        curves=curves.results(),
+        curves=curves.results(ceiling, classifier.metrics()),
         selection=selection,
     )

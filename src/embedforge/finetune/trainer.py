@@ -41,11 +41,13 @@ METRIC = MACRO_F1  # model selection: the best checkpoint by validation macro-F1
 class LengthGroupedTrainer(Trainer):
     """A Trainer whose training batches group similar lengths, in an order fixed by (seed, epoch)."""
 
+    min_mega_batch = 1  # batches per length-sorted mega-batch, at least (see EpochSeededLengthSampler)
+
     def _get_train_sampler(self, train_dataset: Dataset | None = None) -> EpochSeededLengthSampler:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         assert isinstance(dataset, EncodedDataset)
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return EpochSeededLengthSampler(batch, dataset.split.lengths, self.args.seed)
+        return EpochSeededLengthSampler(batch, dataset.split.lengths, self.args.seed, self.min_mega_batch)
 
 
 def trainer_metrics(pred: EvalPrediction) -> dict[str, float]:
@@ -154,8 +156,10 @@ def build_trainer(
     train: Split,
     validation: Split,
     callbacks: Sequence[TrainerCallback] = (),
+    min_mega_batch: int = 1,
 ) -> Trainer:
-    """A length-grouped, dynamically padded Trainer with our progress bar."""
+    """A length-grouped, dynamically padded Trainer with our progress bar (`min_mega_batch`: sort lengths
+    within at least this many batches; 1 = transformers' rule, which does not group a small set)."""
     trainer = LengthGroupedTrainer(
         model=model,
         args=args,
@@ -166,6 +170,7 @@ def build_trainer(
         compute_metrics=trainer_metrics,
         callbacks=list(callbacks),
     )
+    trainer.min_mega_batch = min_mega_batch
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(TokenProgress())
     return trainer
