@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from embedforge.core.benchmarks import benchmark_words
-from embedforge.core.params import PROFILES, load_params, parse_params
+from embedforge.core.params import PROFILES, TEMPLATES, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = sorted(PROFILES)
@@ -96,3 +96,25 @@ def test_profile_null_is_only_for_profile_keys():
 def test_an_unknown_language_is_still_a_one_line_error():
     with pytest.raises(Exception, match="prepare.language = 'fr' is not valid"):
         parse_params({"prepare": {"language": "fr"}})
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_template_follows_the_language_unless_set(language, tmp_path):
+    """`auto` (the committed value) or no key: the language's template; an English model is never asked
+    about a word inside a Chinese sentence. A set template, and null (the word alone), win."""
+    text = (ROOT / "params.yaml").read_text(encoding="utf-8").replace("language: zh", f"language: {language}")
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert load_params(path).extract.template == TEMPLATES[language]
+    assert parse_params({"prepare": {"language": language}}).extract.template == TEMPLATES[language]
+    assert (
+        parse_params({"prepare": {"language": language}, "extract": {"template": None}}).extract.template
+        is None
+    )
+    mine = "word: {w}"
+    assert (
+        parse_params({"prepare": {"language": language}, "extract": {"template": mine}}).extract.template
+        == mine
+    )
+    if language == "en":
+        assert TEMPLATES[language].isascii()
