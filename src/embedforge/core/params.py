@@ -285,6 +285,10 @@ class EvaluateParams:
     cnn_filters: int = _f(64, min=1)  # per width (3, 4, 5)
     lstm_hidden: int = _f(64, min=1)  # per direction
     curve_dropout: float = _f(0.5, min=0.0, max=0.95)
+    # Big data (embedforge.evaluate.caps): the probes and curves use a seeded, stratified sample of at most
+    # this many train / test rows (0 = the whole split); recorded in classification.json `caps`.
+    max_train_rows: int = _f(0, min=0)
+    max_test_rows: int = _f(0, min=0)
     # The set whose dev half (pairs on odd line numbers) picks the recommended matrix; it must be one of
     # similarity_files. null: the language's SELECTION_SETS entry when similarity_files has it, else none.
     selection_set: str | None = None
