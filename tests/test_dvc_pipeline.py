@@ -275,3 +275,43 @@ def test_every_path_param_is_fingerprinted_for_the_stage_that_reads_it(tmp_path:
     found = json.dumps(stage_fingerprints(params))
     for f in files.values():
         assert hashlib.md5(f.read_bytes()).hexdigest() in found
+
+
+@pytest.mark.slow
+def test_queued_experiments_run_the_code_they_were_queued_with(project: Path, tmp_path: Path) -> None:
+    """`dvc exp run --queue` then `--run-all`: each experiment runs in .dvc/tmp/exps/ with the src/ of its
+    own snapshot, not the workspace's src/ nor HEAD's (the package is an editable install of another
+    checkout). The queued code adds a key to headline.json; after queuing, the workspace code crashes."""
+    repo = tmp_path / "repo"
+    shutil.copytree(project, repo, symlinks=True)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "reproduced"], cwd=repo, check=True)
+    outputs = repo / "src" / "embedforge" / "evaluate" / "outputs.py"
+    committed = outputs.read_text(encoding="utf-8")
+    marked = committed.replace(
+        '    out["best"] = best\n', '    out["best"] = best\n    out["queued_code"] = 1\n'
+    )
+    assert marked != committed
+    outputs.write_text(marked, encoding="utf-8")
+    dvc(repo, "exp", "run", "--queue", "-n", "fast", "-S", "evaluate.probe_epochs=2")
+    dvc(repo, "exp", "run", "--queue", "-n", "seeded", "-S", "evaluate.seed=7")
+    outputs.write_text(committed, encoding="utf-8")
+    package = repo / "src" / "embedforge" / "__init__.py"
+    package.write_text('raise SystemExit("the workspace code ran")\n' + package.read_text(encoding="utf-8"))
+
+    dvc(repo, "exp", "run", "--run-all")
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    exps = {
+        e["name"]: e["revs"][0]["data"]
+        for rev in shown
+        for e in (rev.get("experiments") or [])
+        if e.get("name") in {"fast", "seeded"}
+    }
+    assert set(exps) == {"fast", "seeded"}
+    for name, data in exps.items():
+        assert data["status"] == "Success", name
+        headline = data["metrics"]["metrics/headline.json"]["data"]
+        assert headline["queued_code"] == 1, name  # the code as queued, not HEAD's
+    assert exps["fast"]["params"]["params.yaml"]["data"]["evaluate"]["probe_epochs"] == 2
+    assert "fast" in dvc(repo, "exp", "show", "--no-pager").stdout
