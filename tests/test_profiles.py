@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import runpy
+import shlex
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from embedforge.core.benchmarks import benchmark_words
-from embedforge.core.params import PROFILES, TEMPLATES, load_params, parse_params
+from embedforge.core.params import PROFILES, TEMPLATES, load_params, parse_params, read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = sorted(PROFILES)
@@ -118,3 +121,27 @@ def test_the_template_follows_the_language_unless_set(language, tmp_path):
     )
     if language == "en":
         assert TEMPLATES[language].isascii()
+
+
+def _english_readme_args() -> list[str]:
+    """The -S arguments of the README's `dvc exp run -n en-minilm` command (its continued lines joined)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("dvc exp run -n en-minilm \\")
+    command = text[start : text.index("```", start)].replace("\\\n", " ")
+    return shlex.split(command)[5:]
+
+
+def test_params_en_yaml_is_the_readme_english_run_and_all_english() -> None:
+    exp_args = runpy.run_path(str(ROOT / "tools" / "exp_args.py"))["exp_args"]
+    path = ROOT / "params" / "en.yaml"
+    assert exp_args(read_yaml(path)) == _english_readme_args()
+    p = load_params(path)
+    assert p.prepare.language == "en" and p.extract.template == TEMPLATES["en"]
+    assert all("/en/" in f for f in [*p.extract.extra_words, *p.evaluate.similarity_files])
+
+
+def test_exp_args_writes_values_dvc_reads_back_typed() -> None:
+    flow = runpy.run_path(str(ROOT / "tools" / "exp_args.py"))["flow"]
+    values = [None, 2e-5, True, 3, "auto", ["cls", "input"], "pkg:x/y"]
+    assert [YAML(typ="safe").load(flow(v)) for v in values] == values
+    assert " " not in flow(["a", "b"])  # one shell word
