@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test test-fast lint bench clean-venv
+.PHONY: setup run queue test test-fast lint bench clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/dvc repro
+
+queue: setup  # the experiments queued with `dvc exp run --queue` (DVC starts its worker as `dvc` from PATH)
+	$(BIN)/dvc exp run --run-all
 
 test: setup
 	$(BIN)/python -m pytest

@@ -276,3 +276,51 @@ def test_every_path_param_is_fingerprinted_for_the_stage_that_reads_it(tmp_path:
     found = json.dumps(stage_fingerprints(params))
     for f in files.values():
         assert hashlib.md5(f.read_bytes()).hexdigest() in found
+
+
+@pytest.mark.slow
+def test_queued_experiments_run_the_code_they_were_queued_with(project: Path, tmp_path: Path) -> None:
+    """`dvc exp run --queue` then `--run-all`: each experiment runs in .dvc/tmp/exps/ with the src/ of its
+    own snapshot, not the workspace's src/ nor HEAD's (the package is an editable install of another
+    checkout). The queued code adds a key to headline.json; after queuing, the workspace code crashes."""
+    repo = tmp_path / "repo"
+    shutil.copytree(project, repo, symlinks=True)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "reproduced"], cwd=repo, check=True)
+    outputs = repo / "src" / "embedforge" / "evaluate" / "outputs.py"
+    committed = outputs.read_text(encoding="utf-8")
+    best = '    out["best"] = best\n'
+    marked = committed.replace(best, best + '    out["queued_code"] = 1\n')
+    assert marked != committed
+    outputs.write_text(marked, encoding="utf-8")
+    quick = ["-S", "+evaluate.curve_matrices=[]"]  # (`+`: a key the tiny params.yaml leaves out)
+    dvc(repo, "exp", "run", "--queue", "-n", "fast", "-S", "evaluate.probe_epochs=2", *quick)
+    dvc(repo, "exp", "run", "--queue", "-n", "longer", "-S", "evaluate.probe_epochs=3", *quick)
+    outputs.write_text(committed, encoding="utf-8")
+    package = repo / "src" / "embedforge" / "__init__.py"
+    package.write_text('raise SystemExit("the workspace code ran")\n' + package.read_text(encoding="utf-8"))
+
+    # DVC starts the queue worker as `dvc` from PATH (dvc_task ManagedProcess): without it on PATH the
+    # worker dies silently and --run-all waits for ever, so this one command needs the venv on PATH.
+    env = {**_env(), "PATH": f"{VENV / 'bin'}{os.pathsep}{_env()['PATH']}"}
+    done = subprocess.run(
+        [str(VENV / "bin" / "dvc"), "exp", "run", "--run-all"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    exps = {e["name"]: e for rev in shown for e in (rev.get("experiments") or [])}
+    assert set(exps) == {"fast", "longer"}
+    for name, exp in exps.items():
+        assert exp["executor"]["state"] == "success", name
+        data = exp["revs"][0]["data"]
+        assert data["metrics"]["metrics/headline.json"]["data"]["queued_code"] == 1, name  # as queued
+        assert data["params"]["params.yaml"]["data"]["evaluate"]["probe_epochs"] == (
+            2 if name == "fast" else 3
+        )
+    assert set(dvc(repo, "exp", "list", "--name-only").stdout.split()) == {"fast", "longer"}

@@ -18,6 +18,7 @@ from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate import evaluate_all, render, to_metrics, write_results
+from embedforge.evaluate.caps import CAPS
 from embedforge.evaluate.curve_report import curve_section
 from embedforge.evaluate.curves import ceiling_points
 from embedforge.evaluate.documents import (
@@ -27,12 +28,14 @@ from embedforge.evaluate.documents import (
     MetricsDoc,
     matrix_keys,
 )
+from embedforge.evaluate.outputs import headline
 from embedforge.evaluate.report import (
     build_neighbours,
     build_report,
     neighbours_from_files,
     report_from_files,
 )
+from embedforge.evaluate.run import probe_splits, row_caps
 
 MATRICES = [  # name, strategy, layer
     ("cls_base", "cls", None),
@@ -476,3 +479,50 @@ def test_evaluate_device_is_resolved_once_and_reaches_the_classifier_and_the_cur
     with pytest.raises(KeyboardInterrupt):
         evaluate_all(replace(inputs["params"], device="cpu"), *args)
     assert seen == [torch.device("cpu")] * 2
+
+
+def test_capped_run_uses_the_same_sample_for_every_matrix_and_records_it(inputs: dict) -> None:
+    prepared, catalog = inputs["prepared"], inputs["catalog"]
+    p = replace(inputs["params"], max_train_rows=20, max_test_rows=8)
+    caps = row_caps(p, prepared)
+    train_total, test_total = caps.totals["train"], caps.totals["test"]
+    assert train_total > 20 and test_total > 8  # the fixture is bigger than the caps
+    # two vocabularies (all words, half of them) see the same texts and labels
+    words = catalog.load("cls_base").words
+    splits = [probe_splits(prepared, {w: i for i, w in enumerate(ws)}, caps) for ws in (words, words[::2])]
+    for a, b in zip(*splits, strict=True):
+        assert a.labels.tolist() == b.labels.tolist()
+    assert [len(s.labels) for s in splits[0]] == [20, 8]
+
+    results = evaluate_all(p, catalog, inputs["finetuned"], prepared)
+    docs = to_metrics(results)
+    expected = {
+        "max_train_rows": 20,
+        "train_rows": 20,
+        "train_rows_total": train_total,
+        "max_test_rows": 8,
+        "test_rows": 8,
+        "test_rows_total": test_total,
+    }
+    assert docs[CLASSIFICATION_FILE][CAPS] == expected
+    assert (
+        docs[CLASSIFICATION_FILE]["curves"]["train_rows"]["full"] == 20
+    )  # the curve's whole split is capped
+    assert sum(map(sum, docs[CLASSIFICATION_FILE]["finetuned"]["confusion"])) == test_total  # never capped
+    assert headline(docs)[CAPS] == {"train_rows": 20, "test_rows": 8}
+    report = build_report(
+        MetricsDoc.of(docs[SIMILARITY_FILE], SIMILARITY_FILE),
+        MetricsDoc.of(docs[CLASSIFICATION_FILE], CLASSIFICATION_FILE),
+        catalog.records(),
+    )
+    assert f"trained on 20 of {train_total} training texts" in report
+    assert f"scored on 8 of {test_total} test texts" in report
+
+
+def test_caps_above_the_data_change_nothing(inputs: dict) -> None:
+    """The default (0) and caps above the splits give the same files, with no `caps` key anywhere."""
+    p = replace(inputs["params"], curve_matrices=[], probe_epochs=1)
+    plain = to_metrics(evaluate_all(p, inputs["catalog"], inputs["finetuned"], inputs["prepared"]))
+    big = replace(p, max_train_rows=10_000, max_test_rows=10_000)
+    assert to_metrics(evaluate_all(big, inputs["catalog"], inputs["finetuned"], inputs["prepared"])) == plain
+    assert CAPS not in plain[CLASSIFICATION_FILE] and CAPS not in headline(plain)

@@ -3,7 +3,16 @@ from pathlib import Path
 import pytest
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import PROFILES, SELECTION_SETS, Params, load_params, parse_params, read_yaml
+from embedforge.core.params import (
+    PROFILES,
+    SELECTION_SETS,
+    TEMPLATE_AUTO,
+    TEMPLATES,
+    Params,
+    load_params,
+    parse_params,
+    read_yaml,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +27,8 @@ def test_committed_params_yaml_is_valid_and_complete():
             got = getattr(getattr(params, section), key)
             if value is None and key in PROFILES[params.prepare.language].get(section, {}):
                 value = PROFILES[params.prepare.language][section][key]  # null = the language's default
+            if value == TEMPLATE_AUTO and key == "template":
+                value = TEMPLATES[params.prepare.language]
             if value is None and key == "selection_set":
                 value = SELECTION_SETS[params.prepare.language]
             assert got == value or (isinstance(value, int) and got == float(value))

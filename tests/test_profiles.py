@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import runpy
+import shlex
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from embedforge.core.benchmarks import benchmark_words
-from embedforge.core.params import PROFILES, load_params, parse_params
+from embedforge.core.params import PROFILES, TEMPLATES, load_params, parse_params, read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = sorted(PROFILES)
@@ -96,3 +99,49 @@ def test_profile_null_is_only_for_profile_keys():
 def test_an_unknown_language_is_still_a_one_line_error():
     with pytest.raises(Exception, match="prepare.language = 'fr' is not valid"):
         parse_params({"prepare": {"language": "fr"}})
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_template_follows_the_language_unless_set(language, tmp_path):
+    """`auto` (the committed value) or no key: the language's template; an English model is never asked
+    about a word inside a Chinese sentence. A set template, and null (the word alone), win."""
+    text = (ROOT / "params.yaml").read_text(encoding="utf-8").replace("language: zh", f"language: {language}")
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert load_params(path).extract.template == TEMPLATES[language]
+    assert parse_params({"prepare": {"language": language}}).extract.template == TEMPLATES[language]
+    assert (
+        parse_params({"prepare": {"language": language}, "extract": {"template": None}}).extract.template
+        is None
+    )
+    mine = "word: {w}"
+    assert (
+        parse_params({"prepare": {"language": language}, "extract": {"template": mine}}).extract.template
+        == mine
+    )
+    if language == "en":
+        assert TEMPLATES[language].isascii()
+
+
+def _english_readme_args() -> list[str]:
+    """The -S arguments of the README's `dvc exp run -n en-minilm` command (its continued lines joined)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("dvc exp run -n en-minilm \\")
+    command = text[start : text.index("```", start)].replace("\\\n", " ")
+    return shlex.split(command)[5:]
+
+
+def test_params_en_yaml_is_the_readme_english_run_and_all_english() -> None:
+    exp_args = runpy.run_path(str(ROOT / "tools" / "exp_args.py"))["exp_args"]
+    path = ROOT / "params" / "en.yaml"
+    assert exp_args(read_yaml(path)) == _english_readme_args()
+    p = load_params(path)
+    assert p.prepare.language == "en" and p.extract.template == TEMPLATES["en"]
+    assert all("/en/" in f for f in [*p.extract.extra_words, *p.evaluate.similarity_files])
+
+
+def test_exp_args_writes_values_dvc_reads_back_typed() -> None:
+    flow = runpy.run_path(str(ROOT / "tools" / "exp_args.py"))["flow"]
+    values = [None, 2e-5, True, 3, "auto", ["cls", "input"], "pkg:x/y"]
+    assert [YAML(typ="safe").load(flow(v)) for v in values] == values
+    assert " " not in flow(["a", "b"])  # one shell word

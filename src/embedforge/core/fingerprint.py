@@ -101,6 +101,8 @@ def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> d
             "vector_files": each(params.extract.vector_files),
             "extra_words": each(params.extract.extra_words),
             "corpus": corpus_fingerprint(params.extract.corpus, cache),
+            # resolved from prepare.language when params.yaml says `auto`; DVC sees only the word `auto`
+            "template": params.extract.template,
         },
         "evaluate": {
             "similarity_files": each(params.evaluate.similarity_files),

@@ -95,6 +95,11 @@ PROFILES: dict[str, dict[str, dict[str, list[str]]]] = {
     },
 }
 DEFAULT_LANGUAGE = "zh"
+# extract.template per language: the word inside a sentence of the model's language ("this word is
+# '<w>'."); an English model reading the Chinese one pools Chinese characters into every vector.
+# `auto` (or leaving the key out) means the language's; null keeps its meaning, the word by itself.
+TEMPLATE_AUTO = "auto"
+TEMPLATES = {"zh": "这个词是“{w}”。", "en": 'this word is "{w}".'}
 SELECTION_SETS = {"zh": f"{_ZH_SIM}multisimlex_zh.tsv", "en": f"{_EN_SIM}simlex999.tsv"}
 
 
@@ -120,6 +125,9 @@ def apply_profile(data: dict[str, Any]) -> dict[str, Any]:
             continue
         filled = {k: list(v) for k, v in defaults.items() if given.get(k) is None}
         out[section] = {**given, **filled}
+    extract = out.get("extract")
+    if isinstance(extract, dict) and extract.get("template", TEMPLATE_AUTO) == TEMPLATE_AUTO:
+        out["extract"] = {**extract, "template": TEMPLATES[language]}
     evaluate = out.get("evaluate")
     if isinstance(evaluate, dict) and evaluate.get("selection_set") is None:
         chosen = SELECTION_SETS.get(language)
@@ -232,7 +240,8 @@ class ExtractParams:
     pooling: Literal["mean", "max", "first", "last"] = "mean"  # over the pooled positions
     # decontext: the word is encoded inside this text, at its one `{w}` (null: the word by itself);
     # cls always encodes the word by itself (the tutorial baseline)
-    template: str | None = "这个词是“{w}”。"
+    # (`auto`: the language's TEMPLATES entry, resolved by apply_profile)
+    template: str | None = TEMPLATES[DEFAULT_LANGUAGE]
     # decontext: pool the word's pieces (`word`) or every token of the sequence (`all`: [CLS], [SEP]
     # and the template's tokens included)
     positions: Positions = "all"
@@ -315,6 +324,10 @@ class EvaluateParams:
     # where the probe, the curve consumers and the classifier run: cpu, cuda, cuda:<index>, auto (CUDA
     # when available); fp32 always. The committed CPU numbers do not depend on it (GPU kernels differ)
     device: str = "auto"
+    # Big data (embedforge.evaluate.caps): the probes and curves use a seeded, stratified sample of at most
+    # this many train / test rows (0 = the whole split); recorded in classification.json `caps`.
+    max_train_rows: int = _f(0, min=0)
+    max_test_rows: int = _f(0, min=0)
     # The set whose dev half (pairs on odd line numbers) picks the recommended matrix; it must be one of
     # similarity_files. null: the language's SELECTION_SETS entry when similarity_files has it, else none.
     selection_set: str | None = None

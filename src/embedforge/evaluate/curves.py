@@ -32,7 +32,6 @@ from embedforge.core.curves import (
     summarise,
 )
 from embedforge.core.device import CPU
-from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import ACCURACY, MACRO_F1
 from embedforge.core.params import EvaluateParams
 from embedforge.evaluate.consumers import NetConfig, check_consumers, consumer_scores

@@ -11,6 +11,7 @@ from typing import Any
 from embedforge.core.catalog import MatrixRecord
 from embedforge.core.files import write_json
 from embedforge.core.metrics import ACCURACY, MACRO_F1
+from embedforge.evaluate.caps import CAPS, SPLITS
 from embedforge.evaluate.documents import CLASSIFICATION_FILE, RECOMMENDED_KEY, SIMILARITY_FILE, matrix_keys
 from embedforge.evaluate.plots import render_plots, write_plot_data
 from embedforge.evaluate.report import render_markdown
@@ -63,6 +64,8 @@ def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
     if baseline := [v for name, v in frozen.items() if name not in per_matrix]:
         out["probe_random"] = baseline[0]
     out["best"] = best
+    if caps := classification.get(CAPS):  # probes and curves on samples: say so beside their numbers
+        out[CAPS] = {f"{s}_rows": caps[f"{s}_rows"] for s in SPLITS}
     if TUTORIAL_MATRIX in per_matrix:
         out[TUTORIAL_MATRIX] = {b: v for b, v in per_matrix[TUTORIAL_MATRIX].items() if v is not None}
     if (chosen := documents[SIMILARITY_FILE].get(RECOMMENDED_KEY)) in per_matrix:

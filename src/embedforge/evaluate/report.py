@@ -14,6 +14,7 @@ from pathlib import Path
 from embedforge.core.catalog import MatrixRecord
 from embedforge.core.files import write_text
 from embedforge.core.metrics import ACCURACY, MACRO_F1
+from embedforge.evaluate.caps import caps_note
 from embedforge.evaluate.classification import CONFUSION, LABELS
 from embedforge.evaluate.curve_report import curve_section
 from embedforge.evaluate.documents import (
@@ -284,6 +285,7 @@ def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Se
     lines = [
         "# Evaluation report",
         "",
+        *caps_note(classification),
         *curve_section(classification, records),
         "## Every matrix",
         "",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from embedforge.core.catalog import MatrixRecord
+from embedforge.evaluate.caps import CAPS
 from embedforge.evaluate.classification import ClassifierScores
 from embedforge.evaluate.curves import CURVES, CurveResults
 from embedforge.evaluate.documents import CLASSIFICATION_FILE, NEIGHBOURS_FILE, OOV_FILE, SIMILARITY_FILE
@@ -48,6 +49,7 @@ class Results:
     probe: dict[str, ProbeScores]  # matrix name or random baseline name -> probe scores
     curves: CurveResults = field(default_factory=lambda: CurveResults({}, {}))  # learning curves
     selection: dict[str, Any] | None = None  # similarity.json's `recommended` and `selection` keys
+    caps: dict[str, int] | None = None  # classification.json's `caps` (None: probes used whole splits)
 
 
 def to_metrics(results: Results) -> dict[str, Any]:
@@ -60,6 +62,7 @@ def to_metrics(results: Results) -> dict[str, Any]:
             "finetuned": results.classifier.to_dict(),
             "probe": {name: p.metrics() for name, p in results.probe.items()},
             CURVES: results.curves.metrics(),
+            **({CAPS: dict(results.caps)} if results.caps else {}),
         },
         OOV_FILE: {name: s.oov() for name, s in results.scores.items()},
         NEIGHBOURS_FILE: {

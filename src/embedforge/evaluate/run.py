@@ -16,6 +16,7 @@ from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
+from embedforge.evaluate.caps import SPLITS, RowCaps
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.curves import CurveRunner
 from embedforge.evaluate.documents import MetricsDoc
@@ -75,9 +76,20 @@ def score_matrix(wv: WordVectors, bench: Benchmarks, probe_words: list[str], k: 
     )
 
 
-def probe_splits(prepared: PreparedData, index: dict[str, int]) -> tuple[ProbeData, ProbeData]:
-    """The train and test splits as padded row ids of one vocabulary."""
-    frames = [prepared.split(s, columns=["words", "label"]) for s in ("train", "test")]
+def row_caps(p: EvaluateParams, prepared: PreparedData) -> RowCaps:
+    """The rows of each split the probes and curves use (evaluate.max_train_rows / max_test_rows)."""
+    return RowCaps.of(p, {s: prepared.split(s, columns=["label"])["label"].to_numpy() for s in SPLITS})
+
+
+def probe_splits(
+    prepared: PreparedData, index: dict[str, int], caps: RowCaps | None = None
+) -> tuple[ProbeData, ProbeData]:
+    """The train and test splits (their capped samples) as padded row ids of one vocabulary."""
+    frames = []
+    for s in SPLITS:
+        frame = prepared.split(s, columns=["words", "label"])
+        rows = caps.rows[s] if caps else None
+        frames.append(frame if rows is None else frame.iloc[rows])
     train, test = (to_probe_data(f["words"].tolist(), f["label"].tolist(), index) for f in frames)
     return train, test
 
@@ -111,12 +123,15 @@ def evaluate_all(
     baselines: dict[tuple, tuple[str, ProbeScores]] = {}  # (vocabulary, dim) -> (first matrix, scores)
     noises: dict[tuple, torch.Tensor] = {}  # (vocabulary, dim) -> the random matrix, for its curve
     curves = CurveRunner(p, names, device)
+    caps = row_caps(p, prepared)
+    if caps.applied():
+        logger.info("probes and curves on a sample: %s", caps.metrics())
     for record in tqdm(records, desc="evaluate", unit="matrix", leave=False):
         wv = catalog.load(record.name)
         scores[record.name] = score_matrix(wv, bench, words, p.neighbours)
         vocabulary = tuple(wv.words)
         if vocabulary not in splits:  # matrices of one extract run share a vocabulary
-            splits[vocabulary] = probe_splits(prepared, wv.index)
+            splits[vocabulary] = probe_splits(prepared, wv.index, caps)
         train, test = splits[vocabulary]
         probe[record.name] = run_probe(wv.weight, train, test, names, cfg)
         curves.add(record.name, wv.weight, train, test)
@@ -138,4 +153,5 @@ def evaluate_all(
         probe=probe,
         curves=curves.results(ceiling, classifier.metrics()),
         selection=selection,
+        caps=caps.metrics(),
     )
