@@ -17,6 +17,7 @@ TABLE_HEADINGS = {
     "model": "### `model`",
     "prepare": "### `prepare`",
     "finetune": "### Parameters (`params.yaml`, section `finetune`)",
+    "ceiling": "#### The ceiling: the transformer fine-tuned on the same subsets (stage `ceiling`)",
     "extract": "### Parameters (`extract:` in params.yaml)",
     "export": "### Exports",
     "evaluate": "### Parameters (`evaluate` section of params.yaml)",
