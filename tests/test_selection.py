@@ -230,3 +230,24 @@ def test_peer_file_is_a_fingerprinted_param(tmp_path: Path) -> None:
     assert params.evaluate.peer_file == str(path)
     assert stage_fingerprints(params)["evaluate"]["peer_file"]["md5"]
     assert stage_fingerprints(parse_params({}))["evaluate"]["peer_file"] is None
+
+
+def test_report_states_the_issue_10_goals_met_or_missed_by_how_much() -> None:
+    from embedforge.evaluate.report import LEXICAL_STUDY, _lexical_goals
+
+    doc = MetricsDoc.of(
+        {
+            "best": {
+                "wordsim240": {"spearman": 0.7},
+                "multisimlex_zh": {"spearman": 0.6},
+                "ca_translated": {"accuracy": 0.4, "coverage": 1.0},
+            }
+        },
+        SIMILARITY_FILE,
+    )
+    text = "\n".join(_lexical_goals(doc, "best"))
+    assert "- wordsim240 spearman 0.700 (goal ≥ 0.660: met)." in text
+    assert "- multisimlex_zh spearman 0.600 (goal ≥ 0.630: missed by 0.030)." in text
+    assert "- ca_translated accuracy 0.400 (goal ≥ 0.432: missed by 0.032)." in text
+    assert "wordsim297" not in text and LEXICAL_STUDY in text  # a set the run lacks is left out
+    assert _lexical_goals(MetricsDoc.of({"best": {}}, SIMILARITY_FILE), "best") == []  # e.g. an English run
