@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from embedforge.core.curves import FULL, CurvePlan, nested_subsets, summarise
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams, ExtractParams
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.consumers import check_consumers, consumer_scores, predict_net, train_net
-from embedforge.evaluate.curves import FULL, CurveConfig, CurvePlan, nested_subsets, run_curve, summarise
+from embedforge.evaluate.curves import CurveConfig, run_curve
 from embedforge.evaluate.probe import ProbeConfig, ProbeData, to_probe_data
 from embedforge.evaluate.training import one_thread
 from embedforge.extract.run import extract_matrices

@@ -35,6 +35,7 @@ from embedforge.evaluate.report import (
     neighbours_from_files,
     report_from_files,
 )
+from embedforge.evaluate.results import Results
 from embedforge.evaluate.run import probe_splits, row_caps
 
 MATRICES = [  # name, strategy, layer
@@ -104,16 +105,21 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, prepared_dir: Path, tiny_mo
     }
 
 
-@pytest.fixture(scope="module")
-def written(inputs: dict) -> dict:
-    """evaluate_all, then write_results and render into a fresh folder."""
-    results = evaluate_all(
+def evaluate_inputs(inputs: dict) -> Results:
+    """evaluate_all on the module's fixture project, its ceiling file included."""
+    return evaluate_all(
         inputs["params"],
         inputs["catalog"],
         inputs["finetuned"],
         inputs["prepared"],
         ceiling=inputs["ceiling"],
     )
+
+
+@pytest.fixture(scope="module")
+def written(inputs: dict) -> dict:
+    """evaluate_all, then write_results and render into a fresh folder."""
+    results = evaluate_inputs(inputs)
     out = inputs["root"] / "out"
     write_results(results, out / "metrics", out / "plots")
     render(out / "metrics", out / "plots", inputs["catalog"].records())
@@ -195,13 +201,7 @@ def test_report_rebuilt_from_files_equals_the_fresh_one(inputs: dict, written: d
 
 
 def test_seeded_run_reproduces_the_metrics(inputs: dict, written: dict) -> None:
-    again = evaluate_all(
-        inputs["params"],
-        inputs["catalog"],
-        inputs["finetuned"],
-        inputs["prepared"],
-        ceiling=inputs["ceiling"],
-    )
+    again = evaluate_inputs(inputs)
     assert to_metrics(again) == to_metrics(written["results"])
 
 

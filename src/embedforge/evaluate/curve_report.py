@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from embedforge.core.catalog import MatrixRecord
+from embedforge.core.curves import FULL, RUNS, SD
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.evaluate.curves import CAPPED, CEILING, CURVES, FULL, RUNS, SD
+from embedforge.evaluate.curves import CAPPED, CEILING, CURVES
 from embedforge.evaluate.documents import MetricsDoc
 
 CURVES_PNG = "curves.png"  # under plots/png/

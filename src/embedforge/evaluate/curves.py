@@ -27,8 +27,6 @@ from embedforge.core.curves import (
     CurvePlan,
     Summary,
     capped_classes,
-    nested_subsets,
-    size_key,
     summarise,
 )
 from embedforge.core.device import CPU
@@ -46,19 +44,6 @@ CEILING = "ceiling"  # its transformer ceiling: size key -> summary (+ `steps`);
 CAPPED = "capped"  # size key -> {class name: training rows} for classes with fewer rows than the size
 CEILING_FILE = "ceiling.json"  # metrics/ceiling.json, written by the `ceiling` stage
 Curve = dict[str, dict[str, Summary]]  # series (`cnn_frozen`) -> size key -> summary
-# re-exported: the plan and its keys are read through this module by the report and the tests
-__all__ = [
-    "CAPPED",
-    "CEILING",
-    "CURVES",
-    "FULL",
-    "RUNS",
-    "SD",
-    "CurvePlan",
-    "nested_subsets",
-    "size_key",
-    "summarise",
-]
 
 
 def series_name(consumer: str, variant: str) -> str:

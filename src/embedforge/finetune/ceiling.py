@@ -81,9 +81,8 @@ def fine_tune_and_test(
     """One run: a fresh seeded head on the base encoder, `p.max_steps` steps on `train`, scores on `test`."""
     model = load_model(base_dir, names, p)
     diverged = StopOnNonFinite()
-    with tempfile.TemporaryDirectory(
-        prefix="ceiling-"
-    ) as tmp:  # nothing is saved; the Trainer wants a folder
+    # nothing is saved; the Trainer wants a folder
+    with tempfile.TemporaryDirectory(prefix="ceiling-") as tmp:
         args = training_args(
             p,
             Path(tmp),
@@ -117,19 +116,21 @@ def run_ceiling(p: Params, base_dir: Path, prepared: PreparedData) -> dict[str, 
     points: dict[str, object] = {}
     for n in sizes:
         key = size_key(n)
+        rows_n = plan.rows()[key]  # every draw of a size has the same rows per class, so the same count
+        steps = run_params(p.finetune, p.ceiling, rows_n, 0).max_steps  # a function of the count alone
         runs = []
         for i, rows in enumerate(plan.runs[key]):
-            run = run_params(p.finetune, p.ceiling, len(rows), i)
+            run = run_params(p.finetune, p.ceiling, rows_n, i)
             start = time.perf_counter()
             runs.append(fine_tune_and_test(base_dir, tokenizer, names, subset(train, rows), test, run))
             logger.info(
                 "ceiling %s / class, draw %d: %d rows, %d steps, test macro-F1 %.4f (%.1f s)",
-                key, i, len(rows), run.max_steps, runs[-1]["macro_f1"], time.perf_counter() - start,
+                key, i, rows_n, steps, runs[-1]["macro_f1"], time.perf_counter() - start,
             )  # fmt: skip
         points[key] = {
             **summarise(runs),
-            TRAIN_ROWS: len(plan.runs[key][0]),
-            STEPS: run_params(p.finetune, p.ceiling, len(plan.runs[key][0]), 0).max_steps,
+            TRAIN_ROWS: rows_n,
+            STEPS: steps,
             DRAWS: plan.digest(key),
         }
     return {CEILING_SIZES: points}
