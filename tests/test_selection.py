@@ -201,6 +201,7 @@ def test_peer_row_is_shown_only_for_the_same_model_source(world: dict, tmp_path:
     other = report("pkg:other/model")
     assert "| peer:" not in other
     assert "computed from pkg:embedding/m3e-small, not this run's model pkg:other/model: not shown" in other
+    assert "_Peer model2vec 0.10.0 distill of pkg:embedding/m3e-small" in other  # not "_Peer peer: ..."
     nothing = build_report(MetricsDoc.of(metrics | world["doc"], SIMILARITY_FILE), classification, [])
     assert "| peer:" not in nothing and "_Peer " not in nothing  # no peer_file: no row, no note
 

@@ -229,12 +229,12 @@ def _peer(similarity: MetricsDoc, sets: list[str]) -> list[str]:
     peer = sel.get(PEER_KEY)
     if not isinstance(peer, dict):
         return []
-    label = f"peer: {peer.get('method')} of {peer.get('source')} (`{peer.get('file')}`)"
+    label = f"{peer.get('method')} of {peer.get('source')} (`{peer.get('file')}`)"
     scores = peer.get("scores")
     if not isinstance(scores, dict):
         return ["", f"_Peer {label}: {peer.get('note', 'no scores')}._"]
     cells = [_fmt(scores[s]) if isinstance(scores.get(s), (int, float)) else "–" for s in sets]
-    return [f"| {label} | " + " | ".join(cells) + " |"]
+    return [f"| peer: {label} | " + " | ".join(cells) + " |"]
 
 
 def _classifier(classification: MetricsDoc) -> list[str]:
