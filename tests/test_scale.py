@@ -158,6 +158,20 @@ def test_vocabulary_counted_in_the_corpus_with_min_count_max_size_and_a_word_lis
         extract(replace(cfg, min_count=999), prepared_dir, tiny_model_dir, tmp_path / "y")
 
 
+def test_counting_the_corpus_vocabulary_shows_sentences_per_second_and_eta(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, prepared_dir: Path, texts: list[str]
+) -> None:
+    (tmp_path / "c.txt").write_text("\n".join(texts), encoding="utf-8")
+    cfg = replace(AGG, corpus=str(tmp_path / "c.txt"), vocab_from="corpus", min_count=2)
+    corpus = CorpusFiles(str(tmp_path / "c.txt"), window=cfg.corpus_window)
+    quiet = extraction_vocabulary(cfg, PreparedData(prepared_dir), corpus)
+    assert "count words" not in capsys.readouterr().err  # no rows given: no bar
+    shown = extraction_vocabulary(cfg, PreparedData(prepared_dir), corpus, rows=corpus.rows())
+    bar = capsys.readouterr().err
+    assert "count words: 100%" in bar and f"{corpus.rows()}/{corpus.rows()}" in bar and "sent/s" in bar
+    assert shown == quiet
+
+
 def test_torchrun_ranks_count_their_windows_of_the_corpus_and_sum_the_counts(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prepared_dir: Path, texts: list[str]
 ) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from embedforge.core.catalog import Catalog, MatrixRecord, vectors_name
 from embedforge.core.device import resolve_device, resolve_precision
@@ -184,10 +186,15 @@ def corpus_rows(corpus: Corpus, prepared: PreparedData) -> int:
 
 
 def extraction_vocabulary(
-    params: ExtractParams, prepared: PreparedData, corpus: Corpus, shard: Shard = ONE_PROCESS
+    params: ExtractParams,
+    prepared: PreparedData,
+    corpus: Corpus,
+    shard: Shard = ONE_PROCESS,
+    rows: int | None = None,
 ) -> Vocabulary:
     """The words to extract: from `data/prepared/` or counted in `extract.corpus`, plus the extra words.
-    Under torchrun each rank counts the corpus windows it will aggregate (window i: rank i % world)."""
+    Under torchrun each rank counts the corpus windows it will aggregate (window i: rank i % world).
+    `rows` (sentences in the corpus) turns on the counting pass's progress bar (sentences/s, ETA)."""
     if params.vocab_from == "prepared":
         return build_vocabulary(prepared, params.extra_words)
     if not params.corpus:
@@ -195,7 +202,11 @@ def extraction_vocabulary(
             "params.yaml: extract.vocab_from = 'corpus' but extract.corpus is null; "
             "expected a corpus file, folder or glob (or vocab_from: prepared)"
         )
-    sentences = (list(s) for window in shard.mine(corpus) for s in window)
+    sentences: Iterable[list[str]] = (list(s) for window in shard.mine(corpus) for s in window)
+    if rows is not None:
+        # under torchrun this rank counts about 1/world of the sentences: no total, no ETA
+        total = rows if shard.world == 1 else None
+        sentences = tqdm(sentences, total=total, unit="sent", desc="count words", disable=not shard.main)
     return corpus_vocabulary(sentences, params.min_count, params.max_vocab_size, params.extra_words, shard)
 
 
@@ -231,14 +242,15 @@ def run_extract(
     dirs = {k: Path(v) for k, v in model_dirs.items()}
     validate(params, dirs)
     corpus = extraction_corpus(params, prepared, language)
-    vocab = extraction_vocabulary(params, prepared, corpus, shard)
-    catalog = Catalog(Path(out_dir))
-    if shard.main:  # under torchrun, rank 0 alone writes
-        catalog.root.mkdir(parents=True, exist_ok=True)
     strategies = check_strategies(params.strategies)
     per_source = [s for s in strategies if s in MODEL_STRATEGIES]
     aggregating = "aggregate" in per_source
-    rows = corpus_rows(corpus, prepared) if aggregating and progress and shard.main else None
+    counting = params.vocab_from == "corpus"
+    rows = corpus_rows(corpus, prepared) if (aggregating or counting) and progress and shard.main else None
+    vocab = extraction_vocabulary(params, prepared, corpus, shard, rows if counting else None)
+    catalog = Catalog(Path(out_dir))
+    if shard.main:  # under torchrun, rank 0 alone writes
+        catalog.root.mkdir(parents=True, exist_ok=True)
     records = []
     for source in params.sources if per_source else []:
         resume_dir = None
