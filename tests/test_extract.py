@@ -240,6 +240,17 @@ def test_the_decontext_pass_runs_once_per_source(
     assert calls == [words if encoded == "all" else [EXTRA_WORD]]
 
 
+def test_the_decontext_pass_shows_words_per_second_and_eta_unless_progress_is_off(
+    capsys: pytest.CaptureFixture[str], prepared_dir: Path, models: dict
+) -> None:
+    words = PreparedData(prepared_dir).vocab()["word"].tolist()[:30]
+    extract_matrices(models["base"], words, ["decontext"], BASE, source="base", progress=True)
+    err = capsys.readouterr().err
+    assert "base: words alone: 100%" in err and "30/30" in err and "word/s" in err
+    extract_matrices(models["base"], words, ["decontext"], BASE, source="base", progress=False)
+    assert "words alone" not in capsys.readouterr().err
+
+
 def test_device_cpu_and_auto_give_identical_matrices_and_unknown_device_is_an_error(
     tmp_path: Path, prepared_dir: Path, models: dict
 ) -> None:

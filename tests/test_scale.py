@@ -350,3 +350,26 @@ def test_stage_reads_the_corpus_in_prepare_language_on_the_device_param(
         (tmp_path / "params.yaml").write_text(params.format("en", "cuda"), encoding="utf-8")
         code, err = run_stage(tmp_path, "extract")
         assert code == 1 and "device = 'cuda', but this machine has 0 CUDA device(s)" in err
+
+
+def test_encode_tokenizes_in_chunks_with_the_result_of_one_call(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, texts: list[str]
+) -> None:
+    from embedforge.core import encoder as encoder_module
+
+    enc = Encoder(tiny_model_dir)
+    sentences = [list(t) for t in texts[:10]]
+    calls: list[int] = []
+    tokenize = enc.tokenizer.__call__
+
+    def counting(batch: list, **kw: object) -> object:
+        calls.append(len(batch))
+        return tokenize(batch, **kw)
+
+    monkeypatch.setattr(enc, "tokenizer", counting)
+    whole = enc.encode(sentences)
+    monkeypatch.setattr(encoder_module, "ENCODE_CHUNK", 3)
+    calls.clear()
+    assert enc.encode(sentences) == whole
+    assert calls == [3, 3, 3, 1]
+    assert enc.encode([]) == []

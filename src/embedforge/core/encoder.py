@@ -23,6 +23,7 @@ from embedforge.core.models import check_model_dir, load_encoder, load_tokenizer
 
 POOLINGS = ("mean", "max", "first", "last")
 MAX_PADDING = 0.1  # fraction of a batch's positions
+ENCODE_CHUNK = 4096  # sentences tokenized per tokenizer call in `Encoder.encode`
 Groups = list[tuple[int, ...]]
 Span = tuple[int, int]  # [start, end) positions of a word's pieces in a sequence
 Item = tuple[list[int], Any]  # (ids, payload)
@@ -175,8 +176,14 @@ class Encoder:
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[int], list[Span | None]]]:
         """Segmented sentences -> (ids with specials, each word's piece span or None: truncated/empty)."""
-        if not sentences:
-            return []
+        out = []
+        # the tokenizer's per-sequence objects cost ~4 KB each: tokenize a chunk at a time so 100k words
+        # do not hold 100k of them at once (bench/scale.py: 422 MB at 100k words in one call)
+        for start in range(0, len(sentences), ENCODE_CHUNK):
+            out += self._encode_chunk(sentences[start : start + ENCODE_CHUNK])
+        return out
+
+    def _encode_chunk(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[int], list[Span | None]]]:
         enc = self.tokenizer(
             [list(s) for s in sentences],
             is_split_into_words=True,

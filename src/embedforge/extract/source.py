@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from embedforge.core.catalog import Layer, MatrixRecord, layer_label, matrix_name
 from embedforge.core.embedding import WordVectors
@@ -95,10 +96,12 @@ def encode_alone(
     token_budget: int,
     settings: AloneSettings = AloneSettings(),
     shard: Shard = ONE_PROCESS,
+    progress: str | None = None,
 ) -> DecontextRows:
     """Encode every word alone (`[CLS] word [SEP]`, or inside the template) in token-budget batches;
     pool the word's pieces (or every position) at each group, and take [CLS] at the last layer.
-    Under torchrun each rank encodes its share of the words; the sums are all-reduced.
+    Under torchrun each rank encodes its share of the words; the sums are all-reduced. `progress`:
+    the description of a progress bar over this rank's words (words/s, ETA; rank 0's bar only); None: no bar.
 
     Memory: one batch of activations plus the result, [G, n, d] pooled and [n, d] [CLS] (fp32)."""
     n = len(words)
@@ -110,6 +113,7 @@ def encode_alone(
     pooled = Accumulator(n, len(groups), encoder.dim)
     cls = Accumulator(n, 1, encoder.dim)
     g = len(groups)
+    bar = tqdm(total=len(items), unit="word", desc=progress, disable=progress is None or not shard.main)
     for batch in token_batches(items, token_budget):
         # per item two spans: the pooled positions (even rows of the result), [CLS] (odd rows)
         spans = [span for i, (_, (_, (s, e))) in enumerate(batch) for span in ((i, s, e), (i, 0, 1))]
@@ -117,6 +121,8 @@ def encode_alone(
         out = encoder.pool_batch([ids for ids, _ in batch], spans, [*groups, (encoder.depth,)], pooling)
         pooled.add(rows, out[:g, 0::2])
         cls.add(rows, out[g:, 1::2])
+        bar.update(len(batch))
+    bar.close()
     shard.sum_(pooled.sums, pooled.counts, cls.sums, cls.counts)
     return DecontextRows(pooled.means_(), cls.means_()[0], pooled.counts > 0)
 
@@ -176,8 +182,16 @@ class SourcePass:
         return self._encode_alone([self.words[i] for i in rows], self.settings)
 
     def _encode_alone(self, words: list[str], settings: AloneSettings) -> DecontextRows:
+        where = "in a template" if settings.template is not None else "alone"
         return encode_alone(
-            self.encoder, words, self.groups, self.cfg.pooling, self.cfg.token_budget, settings, self.shard
+            self.encoder,
+            words,
+            self.groups,
+            self.cfg.pooling,
+            self.cfg.token_budget,
+            settings,
+            self.shard,
+            f"{self.source}: words {where}" if self.progress else None,
         )
 
     def per_group(self, strategy: str, stacked: torch.Tensor, info: pd.DataFrame) -> list[Matrix]:
