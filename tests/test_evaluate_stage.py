@@ -20,7 +20,7 @@ from embedforge.core.prepared import PreparedData
 from embedforge.evaluate import evaluate_all, render, to_metrics, write_results
 from embedforge.evaluate.caps import CAPS
 from embedforge.evaluate.curve_report import curve_section
-from embedforge.evaluate.curves import ceiling_points
+from embedforge.evaluate.curves import checked_ceiling
 from embedforge.evaluate.documents import (
     CLASSIFICATION_FILE,
     NEIGHBOURS_FILE,
@@ -411,10 +411,10 @@ def test_a_ceiling_from_other_draws_is_a_one_line_error(inputs: dict) -> None:
         ("sizes.5.runs", {**good, "runs": 3}, "expected 1 to 2"),
     ]:
         with pytest.raises(EmbedforgeError) as err:
-            ceiling_points(MetricsDoc.of({"sizes": {"5": bad}}, "metrics/ceiling.json"), plan)
+            checked_ceiling(MetricsDoc.of({"sizes": {"5": bad}}, "metrics/ceiling.json"), plan)
         assert str(err.value).startswith(f"metrics/ceiling.json: {where} = ") and expected in str(err.value)
     with pytest.raises(EmbedforgeError, match=r"^metrics/ceiling.json: sizes.7 = .*evaluate.curve_sizes"):
-        ceiling_points(MetricsDoc.of({"sizes": {"7": good}}, "metrics/ceiling.json"), plan)
+        checked_ceiling(MetricsDoc.of({"sizes": {"7": good}}, "metrics/ceiling.json"), plan)
 
 
 def test_report_marks_sizes_that_capped_a_small_class() -> None:

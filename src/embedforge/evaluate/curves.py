@@ -135,7 +135,7 @@ class CurveResults:
         }
 
 
-def ceiling_points(document: MetricsDoc, plan: CurvePlan) -> dict[str, Summary]:
+def checked_ceiling(document: MetricsDoc, plan: CurvePlan) -> dict[str, Summary]:
     """The sizes of metrics/ceiling.json, each checked to be fine-tuned on this plan's very subsets."""
     out: dict[str, Summary] = {}
     for key in document.mapping(CEILING_SIZES):
@@ -187,7 +187,7 @@ class CurveRunner:
         for the full split) and the classes that some sizes capped."""
         if self.plan is None:
             return CurveResults({}, self.curves)
-        points = ceiling_points(ceiling, self.plan) if ceiling is not None else {}
+        points = checked_ceiling(ceiling, self.plan) if ceiling is not None else {}
         if FULL in self.plan.runs:  # the whole split: the finetune stage's classifier, one run
             points[FULL] = {
                 MACRO_F1: classifier[MACRO_F1],
