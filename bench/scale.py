@@ -13,6 +13,7 @@ measures the fp32 matmul peak in that process. Writes bench/results/scale.{md,js
     python bench/scale.py                                  # 10k and 100k sentences, 10k/100k words, 1 vs 2
     python bench/scale.py --sizes 1000000                  # the 1M-sentence pass (hours on 2 cores)
     python bench/scale.py --sizes '' --update              # decontext only; keep the other rows of scale.json
+    python bench/scale.py --sizes '' --words 100000 --update   # one decontext row; the 10k row is kept
 """
 
 from __future__ import annotations
@@ -228,11 +229,13 @@ def main() -> None:
             }
             save()
     if word_counts := [int(w) for w in args.words.split(",") if w]:
-        results["decontext"] = []
+        # --update replaces the rows of the word counts run now and keeps the others
+        results["decontext"] = [r for r in results.get("decontext", []) if r["words"] not in word_counts]
         for n in word_counts:
             load = os.getloadavg()[0]
             (res,) = child(["--one", "decontext", "--words", str(n)])
             results["decontext"].append(res | {"load_average": [load, os.getloadavg()[0]]})
+            results["decontext"].sort(key=lambda r: r["words"])
             save()
     if sizes:
         results["load_average_at_end"] = os.getloadavg()
