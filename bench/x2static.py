@@ -56,6 +56,7 @@ from embedforge.core.encoder import Encoder, layer_groups, token_batches
 from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.selection import DEV, HELD
+from embedforge.evaluate.similarity import word_similarity
 from embedforge.extract.corpus import CorpusFiles
 from embedforge.extract.postprocess import postprocess
 from embedforge.extract.run import extract_matrices
@@ -229,12 +230,15 @@ def benchmarks() -> tuple[dict[str, list], list]:
     )
 
 
+def seen_pairs(pairs: list, words: list[str], seen: torch.Tensor) -> list:
+    """The pairs whose two words the corpus has: where distillation, not the fallback row, is scored."""
+    has = {w for w, s in zip(words, seen.tolist(), strict=True) if s}
+    return [p for p in pairs if p.word1 in has and p.word2 in has]
+
+
 def pair_coverage(sets: dict[str, list], words: list[str], seen: torch.Tensor) -> dict[str, float]:
     """Share of each set's pairs whose two words the corpus has (the rest lean on their initial row)."""
-    has = {w for w, s in zip(words, seen.tolist(), strict=True) if s}
-    return {
-        n: round(sum(p.word1 in has and p.word2 in has for p in ps) / len(ps), 4) for n, ps in sets.items()
-    }
+    return {n: round(len(seen_pairs(ps, words, seen)) / len(ps), 4) for n, ps in sets.items()}
 
 
 def run(args: argparse.Namespace) -> dict:  # noqa: C901 - one linear experiment script
@@ -272,31 +276,38 @@ def run(args: argparse.Namespace) -> dict:  # noqa: C901 - one linear experiment
         f"teacher: {n_sent} sentences in {timings['teacher_s']} s; {int(seen.sum())} words seen", flush=True
     )
 
+    seen_sets = {f"{n}:seen": seen_pairs(ps, words, seen) for n, ps in sets.items()}
+
+    def scores(wv: WordVectors) -> dict:
+        """The evaluator's numbers, plus Spearman on the pairs whose two words the corpus has."""
+        out, _ = score(wv, sets, analogies, params.evaluate.seed)
+        return out | {n: word_similarity(wv, ps).spearman for n, ps in seen_sets.items()}
+
     rows: dict[str, dict] = {}
     dec_wv = WordVectors(words, dec.wv.weight)
-    rows[f"{dec.name} (measured here)"], _ = score(dec_wv, sets, analogies, params.evaluate.seed)
-    for name, r in COMMITTED.items():
-        rows[name] = r
+    rows[f"{dec.name} (measured here)"] = scores(dec_wv)
+    rows.update(COMMITTED)
     candidates: list[str] = []
-    p = TrainParams(args.epochs, args.negatives, args.lr, args.batch, params.extract.seed)
     unit_dec = torch.nn.functional.normalize(dec.wv.weight, dim=1)
-    for init in args.inits:
+    for init, lr in itertools.product(args.inits, args.lrs):
+        p = TrainParams(args.epochs, args.negatives, lr, args.batch, params.extract.seed)
         start = random_init(len(words), encoder.dim, p.seed) if init == "random" else unit_dec
+        label = f"x2static[{init}, lr {lr:g}]"
 
-        def scored(epoch: int, weight: torch.Tensor, init: str = init) -> None:
+        def scored(epoch: int, weight: torch.Tensor, init: str = init, label: str = label) -> None:
             w = with_fallback(weight, seen, dec.wv.weight) if init == "random" else weight
             wv = WordVectors(words, postprocess(w, True, 0, False))
-            name = f"x2static[{init}] e{epoch}"
+            name = f"{label} e{epoch}"
             variants = {name: wv}
             if epoch in (1, args.epochs) or args.blend_every_epoch:
                 variants[f"mean({name}, {dec.name})"] = blend([wv, dec_wv], "mean")
                 variants[f"concat({name}, {dec.name})"] = blend([wv, dec_wv], "concat")
             for vname, v in variants.items():
-                rows[vname], _ = score(v, sets, analogies, params.evaluate.seed)
+                rows[vname] = scores(v)
                 candidates.append(vname)
             print(f"{name}: {rows[name]}", flush=True)
 
-        timings[f"train_{init}_s"] = round(train(teacher, start, p, scored), 1)
+        timings[f"train {label} s"] = round(train(teacher, start, p, scored), 1)
     pick = max(candidates, key=lambda n: rows[n][DEV_KEY] if rows[n][DEV_KEY] is not None else -1.0)
     return {
         "model": args.model,
@@ -315,7 +326,7 @@ def run(args: argparse.Namespace) -> dict:  # noqa: C901 - one linear experiment
         },
         "teacher_cache_bytes": teacher.nbytes,
         "teacher_normalised": not args.raw_teacher,
-        "train": dict(p.__dict__, subsample=SUBSAMPLE, inits=args.inits),
+        "train": dict(p.__dict__, lr=args.lrs, subsample=SUBSAMPLE, inits=args.inits),
         "rule": f"highest {DEV_KEY} (odd lines) among the {len(candidates)} distilled candidates",
         "pick": pick,
         "scores": {n: {k: None if v is None else round(v, 4) for k, v in r.items()} for n, r in rows.items()},
@@ -332,6 +343,7 @@ def fmt(x: float | None) -> str:
 
 def markdown(r: dict) -> str:
     cols = [DEV_KEY, f"{SELECTION}:{HELD}", SELECTION, "wordsim240", "wordsim297", "ca_translated"]
+    cols += [f"{n}:seen" for n in (SELECTION, "wordsim240", "wordsim297")]
     c = r["corpus"]
     lines = [
         "# X2Static distillation of m3e-small into static word vectors (bench/x2static.py)",
@@ -374,7 +386,7 @@ def main() -> None:
     ap.add_argument("--inits", nargs="+", choices=["random", "decontext"], default=["random", "decontext"])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--negatives", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=0.005)
+    ap.add_argument("--lrs", type=float, nargs="+", default=[0.005], help="SparseAdam learning rates")
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--raw-teacher", action="store_true", help="do not center/scale the teacher's vectors")
     ap.add_argument("--blend-every-epoch", action="store_true")

@@ -70,6 +70,8 @@ def test_x2static_smoke_run(
     assert result["corpus"]["sentences_used"] == 32 and result["corpus"]["words_seen"] > 0
     scores = result["scores"]
     for init in ("random", "decontext"):
-        assert {"multisimlex_zh:dev", "wordsim240", "ca_translated"} <= set(scores[f"x2static[{init}] e2"])
+        assert {"multisimlex_zh:dev", "wordsim240", "ca_translated", "wordsim297:seen"} <= set(
+            scores[f"x2static[{init}, lr 0.005] e2"]
+        )
     assert result["pick"] in scores and result["teacher_cache_bytes"] > 0
-    assert "| x2static[decontext] e1 |" in out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| x2static[decontext, lr 0.005] e1 |" in out.with_suffix(".md").read_text(encoding="utf-8")
