@@ -1,4 +1,4 @@
-"""Smoke runs of the issue-10 bench scripts on the tiny model: bench/peers.py and bench/lexical_study.py."""
+"""Smoke runs of the issue-10 bench scripts on the tiny model: peers.py, lexical_study.py, x2static.py"""
 
 from __future__ import annotations
 
@@ -54,3 +54,24 @@ def test_lexical_study_smoke_run(
     assert result["rows"] and result["vocab_size"] > 0 and len(result["mirror"]) == 2
     assert {"msl_dev", "wordsim240"} <= set(result["selected"])
     assert "msl_dev" in out.with_suffix(".md").read_text(encoding="utf-8")
+
+
+def test_x2static_smoke_run(
+    tmp_path: Path, tiny_model_dir: Path, prepared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    general = tmp_path / "general.txt"
+    general.write_text("今天天气很好，我们去公园。\n外卖送得很快，味道不错。\n", encoding="utf-8")
+    out = tmp_path / "x2s"
+    argv = ["--model", str(tiny_model_dir), "--prepared", str(prepared_dir), "--layers", "1", "2"]
+    argv += ["--general", str(general), "--task-sentences", "30", "--epochs", "2", "--out", str(out)]
+    run_bench("x2static.py", argv, monkeypatch)
+
+    result = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert result["corpus"]["sentences_used"] == 32 and result["corpus"]["words_seen"] > 0
+    scores = result["scores"]
+    for init in ("random", "decontext"):
+        assert {"multisimlex_zh:dev", "wordsim240", "ca_translated", "wordsim297:seen"} <= set(
+            scores[f"x2static[{init}, lr 0.005] e2"]
+        )
+    assert result["pick"] in scores and result["teacher_cache_bytes"] > 0
+    assert "| x2static[decontext, lr 0.005] e1 |" in out.with_suffix(".md").read_text(encoding="utf-8")
