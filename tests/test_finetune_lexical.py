@@ -6,23 +6,32 @@ words leave out every benchmark word, the pooling is extract's decontext pooling
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import yaml
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
 
 from embedforge.core.encoder import AloneSettings, Encoder, layer_groups
-from embedforge.core.params import FinetuneParams, Params, load_params
+from embedforge.core.fingerprint import stage_fingerprints
+from embedforge.core.params import FinetuneParams, Params, lexical_exclude_files, load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.extract.source import encode_alone
 from embedforge.finetune import finetune
 from embedforge.finetune.lexical import LexicalObjective, LexicalSource, dictionary_words
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TEMPLATE = "这个词是“{w}”。"
 SIM = "bench.tsv"  # the workspace's one benchmark file: its words must never be trained on
@@ -58,11 +67,13 @@ def workspace(tmp_path: Path, tiny_model_dir: Path, prepared_dir: Path) -> Path:
     return ws
 
 
-def train(ws: Path, out: str, **finetune_keys: object) -> tuple[Path, Params]:
-    """The stage's library call with `finetune_keys` set; returns the model folder and the params."""
+def train(
+    ws: Path, out: str, callbacks: Sequence[TrainerCallback] = (), **finetune_keys: object
+) -> tuple[Path, dict]:
+    """The stage's library call with `finetune_keys` set; returns the model folder and its result."""
     write_params(ws, finetune_keys)
     params = load_params(ws / "params.yaml")
-    finetune(
+    result = finetune(
         params.finetune,
         ws / "models/base",
         PreparedData(ws / "data/prepared"),
@@ -70,9 +81,21 @@ def train(ws: Path, out: str, **finetune_keys: object) -> tuple[Path, Params]:
         ws / f"{out}.json",
         ws / f"{out}-live",
         ws / "checkpoints",
+        callbacks=callbacks,
         lexical=LexicalSource.from_params(params, ws),
     )
-    return ws / out, params
+    return ws / out, result
+
+
+class Crash(TrainerCallback):
+    """Fail the run at one step (after the checkpoint before it is complete)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.step:
+            raise RuntimeError("crash")
 
 
 def weights(folder: Path) -> bytes:
@@ -81,8 +104,9 @@ def weights(folder: Path) -> bytes:
 
 def test_weight_zero_is_todays_training_and_weight_on_changes_it_deterministically(workspace: Path) -> None:
     plain, _ = train(workspace, "plain")
-    zero, params = train(workspace, "zero", lexical_weight=0.0, lexical_words=200, lexical_batch=8)
-    assert LexicalSource.from_params(params, workspace) is None  # off: nothing is read or built
+    zero, _ = train(workspace, "zero", lexical_weight=0.0, lexical_words=200, lexical_batch=8)
+    off = load_params(workspace / "params.yaml")
+    assert LexicalSource.from_params(off, workspace) is None  # off: nothing is read or built
     assert weights(zero) == weights(plain)
     joint, _ = train(workspace, "joint", **LEXICAL)
     again, _ = train(workspace, "again", **LEXICAL)
@@ -105,6 +129,18 @@ def test_words_are_seeded_dictionary_words_without_any_benchmark_word(workspace:
     assert dictionary_words(50, banned, seed=1) == dictionary_words(50, banned, seed=1)
     assert dictionary_words(50, banned, seed=1) != dictionary_words(50, banned, seed=2)
     assert source.settings == AloneSettings(TEMPLATE, "all") and source.layers == [1, 2]
+
+
+def test_a_resumed_run_draws_the_same_words_and_ends_with_the_same_bytes(workspace: Path) -> None:
+    keys = {**LEXICAL, "eval_steps": 4}  # 14 steps, checkpoints at 4, 8, 12, 14
+    full, _ = train(workspace, "full", **keys)
+    with pytest.raises(RuntimeError, match="crash"):
+        train(workspace, "resumed", [Crash(10)], **keys)
+    resumed, result = train(workspace, "resumed", **keys)
+    assert result["resumed_from"] == 8
+    assert weights(resumed) == weights(full)
+    tsv = "plots/metrics/train/lexical_loss.tsv"
+    assert (workspace / f"resumed-live/{tsv}").read_text() == (workspace / f"full-live/{tsv}").read_text()
 
 
 @pytest.mark.parametrize("positions", ["all", "word"])
@@ -162,3 +198,35 @@ def test_a_source_is_required_when_the_loss_is_on(workspace: Path) -> None:
     outputs = [workspace / x for x in ("out", "metrics.json", "live", "checkpoints")]
     with pytest.raises(ValueError, match="needs its LexicalSource"):
         finetune(p, workspace / "models/base", PreparedData(workspace / "data/prepared"), *outputs)
+
+
+def test_the_fingerprint_tracks_what_the_loss_reads_only_while_it_is_on() -> None:
+    off = Params()
+    moved = dataclasses.replace(off, extract=dataclasses.replace(off.extract, layers=[3, 4]))
+    assert stage_fingerprints(off)["finetune"] == stage_fingerprints(moved)["finetune"] == {"lexical": None}
+    on = dataclasses.replace(off, finetune=dataclasses.replace(off.finetune, lexical_weight=0.5))
+    on_moved = dataclasses.replace(on, extract=moved.extract)
+    lexical = stage_fingerprints(on)["finetune"]["lexical"]
+    assert lexical["extract"]["template"] == TEMPLATE and lexical["prepare"] == {"language": "zh"}
+    assert [f["path"] for f in lexical["exclude"]] == lexical_exclude_files(on)
+    assert stage_fingerprints(on_moved)["finetune"]["lexical"]["extract"]["layers"] == [3, 4]
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_with_the_lexical_loss(workspace: Path) -> None:
+    write_params(
+        workspace, {**LEXICAL, "max_steps": 4, "eval_steps": 2, "distributed": "ddp", "nproc_per_node": 2}
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "finetune.py")],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((workspace / "metrics/finetune.json").read_text())["steps"] == 4
+    rows = (workspace / "dvclive/plots/metrics/train/lexical_loss.tsv").read_text().split("\n")[1:]
+    losses = [float(r.split("\t")[1]) for r in rows if r]
+    assert len(losses) >= 2 and all(math.isfinite(x) for x in losses)
