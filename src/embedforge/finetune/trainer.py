@@ -45,9 +45,12 @@ class LengthGroupedTrainer(Trainer):
     that adds the joint lexical loss (`lexical`, when set) to every training batch's task loss."""
 
     min_mega_batch = 1  # batches per length-sorted mega-batch, at least (see EpochSeededLengthSampler)
-    lexical: LexicalObjective | None = None
-    _lexical_logged: list[torch.Tensor]  # the lexical losses since the last log
-    _lexical_at: tuple[int, int] = (-1, 0)  # (global step, batches of it seen so far)
+
+    def __init__(self, *args: Any, lexical: LexicalObjective | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lexical = lexical
+        self._lexical_logged: list[torch.Tensor] = []  # the lexical losses since the last log
+        self._lexical_at = (-1, 0)  # (global step, batches of it seen so far)
 
     def _get_train_sampler(self, train_dataset: Dataset | None = None) -> EpochSeededLengthSampler:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -220,10 +223,9 @@ def build_trainer(
         processing_class=tokenizer,
         compute_metrics=trainer_metrics,
         callbacks=list(callbacks),
+        lexical=lexical,
     )
     trainer.min_mega_batch = min_mega_batch
-    trainer.lexical = lexical
-    trainer._lexical_logged = []
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(TokenProgress())
     return trainer
