@@ -51,7 +51,9 @@ def table(rows: dict[str, dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, row in rows.items():
         cells = [row[k] for k in [*COLUMNS, "test_macro_f1", "validation_macro_f1"]]
-        lines.append(f"| {label} | " + " | ".join("–" if c is None else f"{c:.3f}" for c in cells) + " |")
+        lines.append(
+            f"| {label} | " + " | ".join("–" if c is None else f"{c:.3f}".lstrip("0") for c in cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
