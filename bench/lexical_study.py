@@ -49,6 +49,7 @@ from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.similarity import analogy_accuracy, word_similarity
 from embedforge.extract.words import build_vocabulary
+from embedforge.finetune.lexical import dictionary_words, excluded_words
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "data" / "benchmarks"
@@ -116,29 +117,6 @@ def default_vocabulary(model_dir: Path, work: Path) -> list[str]:
     prepare(p, load_tokenizer(model_dir), work / "prepared", cache_dir=work / "jieba")
     extra = [ROOT / f for f in params.extract.extra_words]
     return build_vocabulary(PreparedData(work / "prepared"), extra).words
-
-
-def benchmark_words() -> set[str]:
-    """Every word of every benchmark (kept out of the Mirror-BERT training list)."""
-    b = Benchmarks.load()
-    words = {w for ps in b.pairs.values() for p in ps for w in (p.word1, p.word2)}
-    return words | {w for q in b.analogies for w in (q.a, q.b, q.c, q.d)}
-
-
-def jieba_words(n: int, exclude: set[str], seed: int) -> list[str]:
-    """The n most frequent multi-character words of jieba's bundled dictionary, minus `exclude`, shuffled."""
-    spec = importlib.util.find_spec("jieba")
-    assert spec is not None and spec.origin is not None
-    rows = []
-    with (Path(spec.origin).parent / "dict.txt").open(encoding="utf-8") as fh:
-        for line in fh:
-            word, freq, *_ = line.split()
-            if len(word) >= 2 and word not in exclude and all("\u4e00" <= c <= "\u9fff" for c in word):
-                rows.append((int(freq), word))
-    rows.sort(reverse=True)
-    words = [w for _, w in rows[:n]]
-    random.Random(seed).shuffle(words)
-    return words
 
 
 # ------------------------------------------------------------------------------------ features
@@ -456,7 +434,9 @@ def study(args: argparse.Namespace) -> dict:  # noqa: C901 - one linear script o
 
     mirror_runs = []
     if "mirror" in args.stages:  # C: Mirror-BERT tuned copies, extracted bare and with t_ci
-        train_words = jieba_words(args.mirror_words, benchmark_words(), seed=0)
+        train_words = dictionary_words(
+            args.mirror_words, excluded_words([MSL, *SIM_SETS.values(), ANALOGY]), seed=0
+        )
         for mask in ("none", "span"):
             steps = min(args.mirror_steps, 2) if args.quick else args.mirror_steps
             mp = MirrorParams(steps=steps, batch=args.mirror_batch, mask=mask, layers=(depth,))

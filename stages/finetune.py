@@ -15,6 +15,7 @@ from embedforge.core.prepared import PreparedData
 from embedforge.core.stage import run_stage
 from embedforge.finetune import finetune
 from embedforge.finetune.launch import launch_torchrun, requested_nproc, world_size
+from embedforge.finetune.lexical import LexicalSource
 
 OUT = Path("models/finetuned")
 CHECKPOINTS = Path("checkpoints/finetune")
@@ -22,7 +23,9 @@ CHECKPOINTS = Path("checkpoints/finetune")
 
 def main() -> None:
     """Run the stage in the current directory (the repository root under DVC)."""
-    p = load_params().finetune
+    params = load_params()
+    p = params.finetune
+    lexical = LexicalSource.from_params(params)  # None unless finetune.lexical_weight > 0
     prepared = PreparedData()
     nproc = requested_nproc(p)
     if world_size() == 1 and nproc > 1:
@@ -35,6 +38,7 @@ def main() -> None:
         metrics_path=Path("metrics/finetune.json"),
         live_dir=Path("dvclive"),
         checkpoint_root=CHECKPOINTS,
+        lexical=lexical,
     )
     if metrics:  # rank 0 only
         print(

@@ -592,8 +592,8 @@ def test_template_and_positions_equal_a_plain_forward_pass(
 
 
 def test_cls_with_a_template_runs_the_bare_pass_once_more(models: dict) -> None:
-    from embedforge.core.encoder import Encoder
-    from embedforge.extract.source import AloneSettings, SourcePass
+    from embedforge.core.encoder import AloneSettings, Encoder
+    from embedforge.extract.source import SourcePass
 
     words = ["好吃", "味道"]
     plain = SourcePass(Encoder(models["base"]), words, replace(BASE, positions="all"))

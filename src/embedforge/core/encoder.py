@@ -12,6 +12,7 @@ cast back to fp32 before any pooling or sum, so only the model's own arithmetic 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch
 from embedforge.core.device import autocast, resolve_device, resolve_precision
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.models import check_model_dir, load_encoder, load_tokenizer
+from embedforge.core.params import Positions, template_parts
 
 POOLINGS = ("mean", "max", "first", "last")
 MAX_PADDING = 0.1  # fraction of a batch's positions
@@ -176,37 +178,13 @@ class Encoder:
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[int], list[Span | None]]]:
         """Segmented sentences -> (ids with specials, each word's piece span or None: truncated/empty)."""
-        out = []
-        # the tokenizer's per-sequence objects cost ~4 KB each: tokenize a chunk at a time so 100k words
-        # do not hold 100k of them at once (bench/scale.py: 422 MB at 100k words in one call)
-        for start in range(0, len(sentences), ENCODE_CHUNK):
-            out += self._encode_chunk(sentences[start : start + ENCODE_CHUNK])
-        return out
-
-    def _encode_chunk(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[int], list[Span | None]]]:
-        enc = self.tokenizer(
-            [list(s) for s in sentences],
-            is_split_into_words=True,
-            truncation=True,
-            max_length=self.max_length,
-        )
-        out = []
-        for i, sentence in enumerate(sentences):
-            spans: list[list[int] | None] = [None] * len(sentence)
-            for pos, w in enumerate(enc.word_ids(i)):
-                if w is None:
-                    continue
-                if spans[w] is None:
-                    spans[w] = [pos, pos + 1]
-                else:
-                    spans[w][1] = pos + 1
-            ids = enc["input_ids"][i]
+        out = encode_words(self.tokenizer, sentences, self.max_length)
+        for sentence, (ids, spans) in zip(sentences, out, strict=True):
             if len(ids) == self.max_length:
                 self._drop_cut_word(sentence, spans)
-            out.append((ids, [(s[0], s[1]) if s else None for s in spans]))
         return out
 
-    def _drop_cut_word(self, sentence: Sequence[str], spans: list[list[int] | None]) -> None:
+    def _drop_cut_word(self, sentence: Sequence[str], spans: list[Span | None]) -> None:
         """In a truncated sequence the last word may have lost pieces: it is then no valid context."""
         kept = [(w, s) for w, s in enumerate(spans) if s is not None]
         if kept:
@@ -228,23 +206,97 @@ class Encoder:
         self, ids: Sequence[list[int]], spans: Iterable[tuple[int, int, int]], groups: Groups, pooling: str
     ) -> torch.Tensor:
         """Forward a batch; pool each (row, start, end) span at each layer group -> [G, spans, d] on CPU."""
-        states = self.hidden(ids)
-        b, t, d = states[0].shape
-        rows, starts, ends = (
-            torch.tensor(x, dtype=torch.long, device=self.device) for x in zip(*spans, strict=True)
-        )
-        lengths = ends - starts
-        run = torch.repeat_interleave(torch.arange(len(lengths), device=self.device), lengths)
-        first = torch.cumsum(lengths, 0) - lengths
-        offset = torch.arange(int(lengths.sum()), device=self.device) - first[run]
-        flat = rows[run] * t + starts[run] + offset
-        # gather the spans' pieces first: a group average then touches only those rows
-        # fp32 from here on (a no-op in fp32): averages and sums never run in half precision
-        by_layer = {
-            j: states[j].reshape(b * t, d)[flat].float() for j in sorted({j for g in groups for j in g})
-        }
-        tok = torch.stack([sum((by_layer[j] for j in g[1:]), by_layer[g[0]]) / len(g) for g in groups])
-        return reduce_pieces(tok, lengths, pooling).cpu()
+        return pool_spans(self.hidden(ids), spans, groups, pooling).cpu()
+
+
+def encode_words(
+    tokenizer: Any, sentences: Sequence[Sequence[str]], max_length: int
+) -> list[tuple[list[int], list[Span | None]]]:
+    """Segmented sentences -> (ids with specials, each word's piece span or None when it has no pieces).
+
+    A word cut by truncation keeps the pieces that fit (`Encoder.encode` drops such a word)."""
+    out = []
+    # the tokenizer's per-sequence objects cost ~4 KB each: tokenize a chunk at a time so 100k words
+    # do not hold 100k of them at once (README "Scale": 422 MB at 100k words in one call)
+    for start in range(0, len(sentences), ENCODE_CHUNK):
+        out += _encode_chunk(tokenizer, sentences[start : start + ENCODE_CHUNK], max_length)
+    return out
+
+
+def _encode_chunk(
+    tokenizer: Any, sentences: Sequence[Sequence[str]], max_length: int
+) -> list[tuple[list[int], list[Span | None]]]:
+    enc = tokenizer(
+        [list(s) for s in sentences], is_split_into_words=True, truncation=True, max_length=max_length
+    )
+    out = []
+    for i, sentence in enumerate(sentences):
+        spans: list[list[int] | None] = [None] * len(sentence)
+        for pos, w in enumerate(enc.word_ids(i)):
+            if w is None:
+                continue
+            if spans[w] is None:
+                spans[w] = [pos, pos + 1]
+            else:
+                spans[w][1] = pos + 1
+        out.append((enc["input_ids"][i], [(s[0], s[1]) if s else None for s in spans]))
+    return out
+
+
+def pool_spans(
+    states: Sequence[torch.Tensor], spans: Iterable[tuple[int, int, int]], groups: Groups, pooling: str
+) -> torch.Tensor:
+    """Pool each (row, start, end) span of hidden states [B, T, d] per layer at each group -> [G, spans, d].
+
+    Differentiable (the joint lexical loss of `finetune` trains through it); fp32 whatever the states' dtype.
+    """
+    b, t, d = states[0].shape
+    device = states[0].device
+    rows, starts, ends = (torch.tensor(x, dtype=torch.long, device=device) for x in zip(*spans, strict=True))
+    lengths = ends - starts
+    run = torch.repeat_interleave(torch.arange(len(lengths), device=device), lengths)
+    first = torch.cumsum(lengths, 0) - lengths
+    offset = torch.arange(int(lengths.sum()), device=device) - first[run]
+    flat = rows[run] * t + starts[run] + offset
+    # gather the spans' pieces first: a group average then touches only those rows
+    # fp32 from here on (a no-op in fp32): averages and sums never run in half precision
+    by_layer = {j: states[j].reshape(b * t, d)[flat].float() for j in sorted({j for g in groups for j in g})}
+    tok = torch.stack([sum((by_layer[j] for j in g[1:]), by_layer[g[0]]) / len(g) for g in groups])
+    return reduce_pieces(tok, lengths, pooling)
+
+
+@dataclass(frozen=True)
+class AloneSettings:
+    """How a word is encoded alone: inside `template` (None: the word by itself) and which positions
+    are pooled (`word`: its pieces; `all`: every token of the sequence, specials and template included).
+    `extract` builds its decontext matrices with them, `finetune`'s joint lexical loss trains through them."""
+
+    template: str | None = None
+    positions: Positions = "word"
+
+    def __post_init__(self) -> None:
+        if self.template is not None:
+            template_parts(self.template)  # exactly one {w}, else a one-line error
+
+    def sentence(self, word: str) -> list[str]:
+        """The sequence as pre-split 'words', so the tokenizer reports which pieces belong to `word`."""
+        if self.template is None:
+            return [word]
+        before, after = template_parts(self.template)
+        return [x for x in (before, word, after) if x]
+
+    @property
+    def word_at(self) -> int:
+        """The index of the word in `sentence`."""
+        return 1 if self.template is not None and template_parts(self.template)[0] else 0
+
+    def pooled(self, ids: list[int], spans: list[Span | None]) -> Span | None:
+        """The positions pooled in one encoded `sentence`: the word's span, or all of them; None when the
+        word has no pieces."""
+        span = spans[self.word_at]
+        if span is None or self.positions == "word":
+            return span
+        return (0, len(ids))
 
 
 class Accumulator:

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from embedforge.core.params import CEILING_READS, Params
+from embedforge.core.params import CEILING_READS, LEXICAL_READS, Params, lexical_exclude_files
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def source_fingerprint(spec: str, cache: dict[str, Any] | None = None) -> dict[s
 
 def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """One fingerprint per stage, of every file or folder that stage reads because params.yaml names it
-    (and, for `ceiling`, of the other sections' params it reads)."""
+    (and, for `ceiling` and a lexical `finetune`, of the other sections' params it reads)."""
     cache = {} if cache is None else cache
     p = params.prepare
 
@@ -109,12 +109,31 @@ def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> d
             "analogy_files": each(params.evaluate.analogy_files),
             "peer_file": path_fingerprint(params.evaluate.peer_file, cache),
         },
+        "finetune": {"lexical": lexical_fingerprint(params, cache)},
         # not files: the resolved values of the other sections' keys the ceiling reads (see CEILING_READS)
         "ceiling": {
             section: {key: getattr(getattr(params, section), key) for key in keys}
             for section, keys in CEILING_READS.items()
         },
     }
+
+
+def lexical_fingerprint(params: Params, cache: dict[str, Any]) -> dict[str, Any] | None:
+    """What `finetune` reads outside its section when finetune.lexical_weight > 0 (LEXICAL_READS, the
+    benchmark files of LEXICAL_EXCLUDE, jieba's version: its dictionary is the word list); None when 0,
+    so that the default run's `finetune` does not rerun for an `extract` or `evaluate` change."""
+    if params.finetune.lexical_weight == 0:
+        return None
+    out: dict[str, Any] = {
+        section: {key: getattr(getattr(params, section), key) for key in keys}
+        for section, keys in LEXICAL_READS.items()
+    }
+    out["exclude"] = [path_fingerprint(f, cache) for f in lexical_exclude_files(params)]
+    try:
+        out["jieba"] = importlib.metadata.version("jieba")
+    except importlib.metadata.PackageNotFoundError:
+        out["jieba"] = None  # the stage reports it
+    return out
 
 
 def load_cache(path: Path) -> dict[str, Any]:

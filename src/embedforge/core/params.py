@@ -192,6 +192,12 @@ class FinetuneParams:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     distributed: Literal["auto", "off", "ddp"] = "auto"
     nproc_per_node: int = _f(0, min=0)  # processes for distributed=ddp; 0 = one per GPU (2 on CPU)
+    # joint lexical loss (Mirror-BERT, finetune.lexical): loss = task + lexical_weight * InfoNCE between two
+    # dropout views of dictionary words, pooled as extract pools decontext (LEXICAL_READS); 0 = off
+    lexical_weight: float = _f(0.0, min=0.0)
+    lexical_words: int = _f(10000, min=1)  # jieba dictionary words trained on (no benchmark word)
+    lexical_batch: int = _f(64, min=2)  # words per step (per process): 1 positive, batch-1 negatives each
+    lexical_temperature: float = _f(0.04, gt=0.0)  # InfoNCE temperature (Mirror-BERT's 0.04)
 
 
 @dataclass(frozen=True)
@@ -225,6 +231,23 @@ CEILING_READS = {
         "precision",
     ),
 }
+
+# The keys of other sections that `finetune` reads when finetune.lexical_weight > 0: the lexical loss pools
+# words as `extract` builds its decontext matrices, and leaves out every word of these benchmark files.
+# The `fingerprint` stage writes their resolved values (and the files' hashes) to fingerprints/finetune.json.
+LEXICAL_READS = {"prepare": ("language",), "extract": ("template", "positions", "layers", "pooling")}
+LEXICAL_EXCLUDE = {"extract": ("extra_words",), "evaluate": ("similarity_files", "analogy_files")}
+
+
+def lexical_exclude_files(params: Params) -> list[str]:
+    """The files of LEXICAL_EXCLUDE, each once, in order."""
+    files = [
+        f
+        for section, keys in LEXICAL_EXCLUDE.items()
+        for key in keys
+        for f in getattr(getattr(params, section), key)
+    ]
+    return list(dict.fromkeys(files))
 
 
 @dataclass(frozen=True)

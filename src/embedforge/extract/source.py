@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 
 from embedforge.core.catalog import Layer, MatrixRecord, layer_label, matrix_name
 from embedforge.core.embedding import WordVectors
-from embedforge.core.encoder import Accumulator, Encoder, Groups, layer_groups, token_batches
-from embedforge.core.params import ExtractParams, Positions, template_parts
+from embedforge.core.encoder import Accumulator, AloneSettings, Encoder, Groups, layer_groups, token_batches
+from embedforge.core.params import ExtractParams
 from embedforge.extract.shard import ONE_PROCESS, Shard
 
 # windows of segmented sentences, as `PreparedData.sentences()` yields them
 Corpus = Iterable[Sequence[Sequence[str]]]
+WORD_ALONE = AloneSettings()  # `[CLS] word [SEP]`, the word's pieces pooled
 
 
 @dataclass
@@ -63,38 +64,13 @@ class DecontextRows:
     found: torch.Tensor
 
 
-@dataclass(frozen=True)
-class AloneSettings:
-    """How a word is encoded alone: inside `template` (None: the word by itself) and which positions
-    are pooled (`word`: its pieces; `all`: every token of the sequence, specials and template included)."""
-
-    template: str | None = None
-    positions: Positions = "word"
-
-    def __post_init__(self) -> None:
-        if self.template is not None:
-            template_parts(self.template)  # exactly one {w}, else a one-line error
-
-    def sentence(self, word: str) -> list[str]:
-        """The sequence as pre-split 'words', so the tokenizer reports which pieces belong to `word`."""
-        if self.template is None:
-            return [word]
-        before, after = template_parts(self.template)
-        return [x for x in (before, word, after) if x]
-
-    @property
-    def word_at(self) -> int:
-        """The index of the word in `sentence`."""
-        return 1 if self.template is not None and template_parts(self.template)[0] else 0
-
-
 def encode_alone(
     encoder: Encoder,
     words: Sequence[str],
     groups: Groups,
     pooling: str,
     token_budget: int,
-    settings: AloneSettings = AloneSettings(),
+    settings: AloneSettings = WORD_ALONE,
     shard: Shard = ONE_PROCESS,
     progress: str | None = None,
 ) -> DecontextRows:
@@ -106,10 +82,8 @@ def encode_alone(
     Memory: one batch of activations plus the result, [G, n, d] pooled and [n, d] [CLS] (fp32)."""
     n = len(words)
     encoded = encoder.encode([settings.sentence(w) for w in words])
-    items = [(ids, (row, spans[settings.word_at])) for row, (ids, spans) in enumerate(encoded)]
+    items = [(ids, (row, settings.pooled(ids, spans))) for row, (ids, spans) in enumerate(encoded)]
     items = shard.take([it for it in items if it[1][1] is not None])  # no pieces: zero rows
-    if settings.positions == "all":
-        items = [(ids, (row, (0, len(ids)))) for ids, (row, _) in items]
     pooled = Accumulator(n, len(groups), encoder.dim)
     cls = Accumulator(n, 1, encoder.dim)
     g = len(groups)

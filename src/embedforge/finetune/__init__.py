@@ -8,12 +8,14 @@ Modules: `launch` (processes), `batches` (the encoded splits), `trainer` (the Tr
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
 
+from embedforge.core.encoder import model_depth
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, write_json
 from embedforge.core.metrics import ACCURACY, MACRO_F1
@@ -29,9 +31,12 @@ from embedforge.finetune.checkpoints import (
     run_key,
 )
 from embedforge.finetune.launch import check_run, check_world_fill, is_main_process, run_lock, world_size
+from embedforge.finetune.lexical import LexicalObjective, LexicalSource
 from embedforge.finetune.trainer import build_trainer, check_freeze, load_model, training_args
 
 __all__ = ["best_metrics", "finetune", "save_outputs"]
+
+logger = logging.getLogger(__name__)
 
 
 def best_metrics(trainer: Trainer) -> dict[str, float | int]:
@@ -84,24 +89,42 @@ def finetune(
     live_dir: Path,
     checkpoint_root: Path,
     callbacks: Sequence[TrainerCallback] = (),
+    lexical: LexicalSource | None = None,
 ) -> dict:
-    """Train, select on validation macro-F1, write outputs; returns the metrics plus `resumed_from` step."""
+    """Train, select on validation macro-F1, write outputs; returns the metrics plus `resumed_from` step.
+
+    `lexical`: the words and pooling of the joint lexical loss (`LexicalSource.from_params`), required
+    when `p.lexical_weight` > 0 and ignored when it is 0."""
     check_run(p)
+    if p.lexical_weight and lexical is None:
+        raise ValueError("finetune.lexical_weight > 0 needs its LexicalSource")
+    lexical = lexical if p.lexical_weight else None
     names = prepared.label_names()
     train, validation = (load_encoded_split(prepared, s, len(names)) for s in ("train", "validation"))
     nproc = world_size()
     check_world_fill(len(train), len(validation), nproc, p.batch_size, prepared)
     check_freeze(base_dir, p)
+    if lexical is not None:
+        lexical.group(model_depth(base_dir))  # extract.layers must make one matrix: say so before loading
     with run_lock(checkpoint_root):  # a second run at once would delete or resume this one's checkpoints
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
         model = load_model(base_dir, names, p)
-        key = run_key(p, [*prepared.files("train", "validation"), base_dir], nproc)
+        objective = None
+        if lexical is not None:
+            objective = LexicalObjective.build(lexical, p, tokenizer, model_depth(base_dir))
+            logger.info(
+                "joint lexical loss: %d dictionary words, weight %g", len(objective.items), p.lexical_weight
+            )
+        extra = lexical.key() if lexical is not None else None
+        key = run_key(p, [*prepared.files("train", "validation"), base_dir], nproc, extra)
         args = training_args(p, checkpoint_root / key, len(train), nproc)  # sets up the process group
         run_dir, resume = prepare_run_dir(checkpoint_root, key, main=is_main_process())
         live = restore_live(run_dir, resume, main=is_main_process())
         diverged = StopOnNonFinite()
         own = [diverged, LiveLogger(live, resume=resume is not None), CompleteMarker()]
-        trainer = build_trainer(model, tokenizer, args, train, validation, [*own, *callbacks])
+        trainer = build_trainer(
+            model, tokenizer, args, train, validation, [*own, *callbacks], lexical=objective
+        )
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         if diverged.error:
             if is_main_process():  # its checkpoints would only diverge again on resume

@@ -14,7 +14,7 @@ from transformers import ProgressCallback, TrainerCallback, TrainerControl, Trai
 from embedforge.core.metrics import MACRO_F1
 from embedforge.finetune.checkpoints import LIVE_SNAPSHOT, checkpoint_dir
 
-TRAIN_KEYS = ("loss", "learning_rate", "grad_norm")
+TRAIN_KEYS = ("loss", "learning_rate", "grad_norm", "lexical_loss")  # lexical: finetune.lexical
 EVAL_SKIP = ("runtime", "samples_per_second", "steps_per_second")  # timings are not reproducible
 
 

@@ -27,6 +27,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_pt_utils import nested_gather
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import MACRO_F1, headline
@@ -34,20 +35,71 @@ from embedforge.core.models import quiet_load_report
 from embedforge.core.params import FinetuneParams
 from embedforge.finetune.batches import EncodedDataset, EpochSeededLengthSampler, Split
 from embedforge.finetune.callbacks import TokenProgress
+from embedforge.finetune.lexical import LexicalObjective
 
 METRIC = MACRO_F1  # model selection: the best checkpoint by validation macro-F1
 
 
 class LengthGroupedTrainer(Trainer):
-    """A Trainer whose training batches group similar lengths, in an order fixed by (seed, epoch)."""
+    """A Trainer whose training batches group similar lengths, in an order fixed by (seed, epoch), and
+    that adds the joint lexical loss (`lexical`, when set) to every training batch's task loss."""
 
     min_mega_batch = 1  # batches per length-sorted mega-batch, at least (see EpochSeededLengthSampler)
+
+    def __init__(self, *args: Any, lexical: LexicalObjective | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lexical = lexical
+        self._lexical_logged: list[torch.Tensor] = []  # the lexical losses since the last log
+        self._lexical_at = (-1, 0)  # (global step, batches of it seen so far)
 
     def _get_train_sampler(self, train_dataset: Dataset | None = None) -> EpochSeededLengthSampler:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         assert isinstance(dataset, EncodedDataset)
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
         return EpochSeededLengthSampler(batch, dataset.split.lengths, self.args.seed, self.min_mega_batch)
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> Any:
+        """The task loss, plus `lexical.weight` x the lexical loss on training batches (not in evaluation)."""
+        out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.lexical is None or not model.training:
+            return out
+        lexical = self.lexical.loss(model, self._lexical_batch())
+        self._lexical_logged.append(lexical.detach())
+        if self._task_loss_scaled(num_items_in_batch):  # the Trainer will not divide by the accumulation
+            lexical = lexical / self.current_gradient_accumulation_steps
+        if isinstance(out, tuple):  # return_outputs
+            return out[0] + self.lexical.weight * lexical, out[1]
+        return out + self.lexical.weight * lexical
+
+    def _lexical_batch(self) -> int:
+        """Which batch of words this training batch takes: a function of (global step, accumulation
+        batch, process), so a resumed or a DDP run draws the words an uninterrupted one would."""
+        step, seen = self._lexical_at
+        seen = seen if step == self.state.global_step else 0
+        self._lexical_at = (self.state.global_step, seen + 1)
+        batch = self.state.global_step * self.args.gradient_accumulation_steps + seen
+        return batch * self.args.world_size + self.args.process_index
+
+    def _task_loss_scaled(self, num_items_in_batch: torch.Tensor | int | None) -> bool:
+        """Whether the task loss is already scaled for gradient accumulation (the Trainer's own rule)."""
+        if self.loss_is_scaled_for_ga is not None:
+            return bool(self.loss_is_scaled_for_ga)
+        accepts = bool(self.model_accepts_loss_kwargs) and num_items_in_batch is not None
+        return accepts or self.compute_loss_func is not None
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Training logs also carry `lexical_loss`: the mean over every process since the last log."""
+        if self.lexical is not None and "loss" in logs and self._lexical_logged:
+            mean = torch.stack(self._lexical_logged).mean()
+            logs["lexical_loss"] = float(nested_gather(mean, self.args.parallel_mode).mean())
+            self._lexical_logged = []
+        super().log(logs, start_time)
 
 
 def trainer_metrics(pred: EvalPrediction) -> dict[str, float]:
@@ -157,9 +209,11 @@ def build_trainer(
     validation: Split,
     callbacks: Sequence[TrainerCallback] = (),
     min_mega_batch: int = 1,
+    lexical: LexicalObjective | None = None,
 ) -> Trainer:
     """A length-grouped, dynamically padded Trainer with our progress bar (`min_mega_batch`: sort lengths
-    within at least this many batches; 1 = transformers' rule, which does not group a small set)."""
+    within at least this many batches; 1 = transformers' rule, which does not group a small set;
+    `lexical`: the joint lexical loss, None = the task loss alone)."""
     trainer = LengthGroupedTrainer(
         model=model,
         args=args,
@@ -169,6 +223,7 @@ def build_trainer(
         processing_class=tokenizer,
         compute_metrics=trainer_metrics,
         callbacks=list(callbacks),
+        lexical=lexical,
     )
     trainer.min_mega_batch = min_mega_batch
     trainer.remove_callback(ProgressCallback)
