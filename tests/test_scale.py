@@ -172,6 +172,16 @@ def test_counting_the_corpus_vocabulary_shows_sentences_per_second_and_eta(
     assert shown == quiet
 
 
+def test_a_ranks_share_of_rows_is_the_sentences_of_its_windows(texts: list[str], tmp_path: Path) -> None:
+    assert [Shard(r, 2).share_rows(10, 3) for r in (0, 1)] == [6, 4]  # windows 3,3,3,1: ranks 0,2 / 1,3
+    assert Shard(0, 1).share_rows(10, 3) == 10 and Shard(2, 3).share_rows(4, 3) == 0
+    (tmp_path / "c.txt").write_text("\n".join(texts), encoding="utf-8")
+    corpus = CorpusFiles(str(tmp_path / "c.txt"), window=8)
+    for rank in (0, 1, 2):
+        shard = Shard(rank, 3)
+        assert shard.share_rows(corpus.rows(), 8) == sum(len(w) for w in shard.mine(corpus))
+
+
 def test_torchrun_ranks_count_their_windows_of_the_corpus_and_sum_the_counts(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prepared_dir: Path, texts: list[str]
 ) -> None:

@@ -204,8 +204,7 @@ def extraction_vocabulary(
         )
     sentences: Iterable[list[str]] = (list(s) for window in shard.mine(corpus) for s in window)
     if rows is not None:
-        # under torchrun this rank counts about 1/world of the sentences: no total, no ETA
-        total = rows if shard.world == 1 else None
+        total = shard.share_rows(rows, params.corpus_window)  # rank 0's bar: its own windows
         sentences = tqdm(sentences, total=total, unit="sent", desc="count words", disable=not shard.main)
     return corpus_vocabulary(sentences, params.min_count, params.max_vocab_size, params.extra_words, shard)
 

@@ -47,6 +47,11 @@ class Shard:
         windows this is the share `aggregate` gives the rank too (`steps`)."""
         return itertools.islice(items, self.rank, None, self.world)
 
+    def share_rows(self, rows: int, window: int) -> int:
+        """Sentences in this rank's windows (`mine`) of a corpus of `rows` sentences cut into `window`s."""
+        n_windows = -(-rows // window)
+        return sum(min(window, rows - i * window) for i in range(self.rank, n_windows, self.world))
+
     def sum_counts(self, counts: Counter[str]) -> Counter[str]:
         """Word counts summed over the ranks; every rank gets the total (one process: `counts` itself).
         Memory: each rank holds every rank's distinct words once, during the merge."""
