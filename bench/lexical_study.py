@@ -52,6 +52,7 @@ from embedforge.extract.words import build_vocabulary
 from embedforge.finetune.lexical import dictionary_words, excluded_words
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = "pkg:embedding/m3e-small"
 BENCH = ROOT / "data" / "benchmarks"
 MSL = BENCH / "wordsim" / "zh" / "multisimlex_zh.tsv"
 SIM_SETS = {
@@ -487,13 +488,26 @@ def select(rows: list[dict]) -> dict:
     return max(rows, key=lambda r: r["msl_dev"])
 
 
+def _model_name(result: dict) -> str:
+    model = result.get("args", {}).get("model", DEFAULT_MODEL)
+    return "m3e-small" if model == DEFAULT_MODEL else f"`{model}`"
+
+
+def _model_note(result: dict) -> list[str]:
+    """Which encoder the `base` rows are, when it is not the bundled m3e-small."""
+    if _model_name(result) == "m3e-small":
+        return []
+    return [f"The `base` rows are `{result['args']['model']}` as given (`--model`), not tuned further.", ""]
+
+
 def report(result: dict) -> str:
     rows = result["rows"]
     ranked = sorted(rows, key=lambda r: -r["msl_dev"])
     chosen = result["selected"]
     lines = [
-        "# Lexical study: static word vectors from m3e-small (issue 10)",
+        f"# Lexical study: static word vectors from {_model_name(result)} (issue 10)",
         "",
+        *_model_note(result),
         "Written by `bench/lexical_study.py`. Spearman ρ of cosine vs. human scores; analogy = 3CosAdd",
         f"accuracy on ca_translated over the fixed vocabulary ({result['vocab_size']} words: the default",
         "run's prepared vocabulary of data/raw/waimai_10k.csv + all benchmark words). Coverage is 100 %.",
@@ -586,7 +600,7 @@ def merge(paths: Sequence[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="pkg:embedding/m3e-small")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "lexical_study"))
     ap.add_argument("--quick", action="store_true", help="smoke run: a few candidates only")
