@@ -251,6 +251,25 @@ def test_the_decontext_pass_shows_words_per_second_and_eta_unless_progress_is_of
     assert "words alone" not in capsys.readouterr().err
 
 
+def test_extra_templates_average_the_pooled_rows_over_the_templates(prepared_dir: Path, models: dict) -> None:
+    words = PreparedData(prepared_dir).vocab()["word"].tolist()[:30]
+    t1, t2, t3 = "这个词是“{w}”。", "“{w}”的意思是", "词语：{w}。"
+
+    def decontext(cfg: ExtractParams) -> dict[str, torch.Tensor]:
+        out = extract_matrices(models["base"], words, ["cls", "decontext"], cfg, progress=False)
+        return {m.strategy: m.wv.weight for m in out if m.layer == 2 or m.strategy == "cls"}
+
+    one = [decontext(replace(BASE, template=t, layers=[2], center=False)) for t in (t1, t2, t3)]
+    ens = decontext(replace(BASE, template=t1, extra_templates=[t2, t3], layers=[2], center=False))
+    mean = (one[0]["decontext"] + one[1]["decontext"] + one[2]["decontext"]) / 3
+    assert torch.allclose(ens["decontext"], mean, atol=1e-6)
+    assert not torch.allclose(ens["decontext"], one[0]["decontext"], atol=1e-4)
+    assert torch.equal(ens["cls"], one[0]["cls"])  # cls is the bare word's, whatever the templates
+    twice = r"extract.template = '词语：\{w\}\{w\}'; expected text with exactly one"
+    with pytest.raises(EmbedforgeError, match=twice):
+        parse_params({"extract": {"extra_templates": ["词语：{w}{w}"]}})
+
+
 def test_device_cpu_and_auto_give_identical_matrices_and_unknown_device_is_an_error(
     tmp_path: Path, prepared_dir: Path, models: dict
 ) -> None:

@@ -103,6 +103,7 @@ def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> d
             "corpus": corpus_fingerprint(params.extract.corpus, cache),
             # resolved from prepare.language when params.yaml says `auto`; DVC sees only the word `auto`
             "template": params.extract.template,
+            "extra_templates": params.extract.extra_templates,
         },
         "evaluate": {
             "similarity_files": each(params.evaluate.similarity_files),

@@ -265,6 +265,9 @@ class ExtractParams:
     # cls always encodes the word by itself (the tutorial baseline)
     # (`auto`: the language's TEMPLATES entry, resolved by apply_profile)
     template: str | None = TEMPLATES[DEFAULT_LANGUAGE]
+    # decontext: more templates (each with one `{w}`); the pooled rows are averaged over `template` and
+    # these (a prompt ensemble); [] = `template` alone
+    extra_templates: list[str] = _f([])
     # decontext: pool the word's pieces (`word`) or every token of the sequence (`all`: [CLS], [SEP]
     # and the template's tokens included)
     positions: Positions = "all"
@@ -512,10 +515,16 @@ def parse_params(data: dict[str, Any] | None) -> Params:
         raise EmbedforgeError("params.yaml: expected a mapping of stage sections at the top level")
     params = _build(Params, apply_profile(data), "")
     check_prepare(params.prepare)
-    if params.extract.template is not None:
-        template_parts(params.extract.template)
+    check_templates(params.extract)
     check_selection(params.evaluate)
     return params
+
+
+def check_templates(extract: ExtractParams) -> None:
+    """`extract.template` and each of `extract.extra_templates` hold exactly one `{w}`."""
+    for template in [extract.template, *extract.extra_templates]:
+        if template is not None:
+            template_parts(template)
 
 
 def template_parts(template: str) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from embedforge.core.catalog import Catalog, MatrixRecord, vectors_name
 from embedforge.core.device import resolve_device, resolve_precision
 from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import ExtractParams, template_parts
+from embedforge.core.params import ExtractParams, check_templates
 from embedforge.core.prepared import PreparedData
 from embedforge.extract.corpus import CorpusFiles, PreparedSentences
 from embedforge.extract.postprocess import describe, postprocess
@@ -130,7 +130,8 @@ def _word2vec(
 def shares_decontext(strategies: Sequence[str], cfg: ExtractParams) -> bool:
     """Whether the whole decontext pass of the run's settings is computed anyway (so `aggregate`'s
     fallback rows can be sliced from it): by `decontext`, or by `cls` when no template is set."""
-    readers = SHARES_DECONTEXT if cfg.template is None else SHARES_DECONTEXT - {"cls"}
+    alone = cfg.template is None and not cfg.extra_templates  # decontext is then the bare pass
+    readers = SHARES_DECONTEXT if alone else SHARES_DECONTEXT - {"cls"}
     return bool(readers & set(strategies))
 
 
@@ -147,8 +148,7 @@ def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
     strategies = check_strategies(params.strategies)
     check_pooling(params.pooling)
     takes_width = WORD2VEC in strategies and not params.w2v_vector_size  # from the first source
-    if params.template is not None:
-        template_parts(params.template)
+    check_templates(params)
     if any(s in MODEL_STRATEGIES for s in strategies) or params.unknown == "subword" or takes_width:
         layered = any(s in FORWARD_STRATEGIES for s in strategies)
         if not params.sources:

@@ -137,10 +137,22 @@ class SourcePass:
             self._passes[settings] = self._encode_alone(self.words, settings)
         return self._passes[settings]
 
-    @property
+    @cached_property
     def decontext(self) -> DecontextRows:
-        """The pass of the run's settings (`extract.template`, `extract.positions`)."""
-        return self.alone(self.settings)
+        """The pass of the run's settings (`extract.template`, `extract.positions`); with
+        `extract.extra_templates`, its pooled rows averaged with those of each extra template."""
+        return self._ensemble(self.words, self.alone(self.settings))
+
+    def _ensemble(self, words: list[str], first: DecontextRows) -> DecontextRows:
+        """`first` (the words in `extract.template`) averaged with the words in each extra template;
+        [CLS] and `found` are the first template's. Memory: one extra pass at a time."""
+        if not self.cfg.extra_templates:
+            return first
+        pooled = first.pooled.clone()
+        for template in self.cfg.extra_templates:
+            pooled += self._encode_alone(words, replace(self.settings, template=template)).pooled
+        pooled /= 1 + len(self.cfg.extra_templates)
+        return DecontextRows(pooled, first.cls, first.found)
 
     @property
     def bare(self) -> DecontextRows:
@@ -153,7 +165,8 @@ class SourcePass:
         if self.reuse_decontext:
             whole = self.decontext
             return DecontextRows(whole.pooled[:, rows], whole.cls[rows], whole.found[rows])
-        return self._encode_alone([self.words[i] for i in rows], self.settings)
+        words = [self.words[i] for i in rows]
+        return self._ensemble(words, self._encode_alone(words, self.settings))
 
     def _encode_alone(self, words: list[str], settings: AloneSettings) -> DecontextRows:
         where = "in a template" if settings.template is not None else "alone"
