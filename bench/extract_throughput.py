@@ -99,7 +99,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     # the layer study's settings (every layer, the bare word: params/study.yaml), as measured so far
-    params = ExtractParams(layers="all", template=None, positions="word", center=False)
+    params = ExtractParams(layers="all", template=None, extra_templates=[], positions="word", center=False)
     prepared = PreparedData(Path(args.prepared))
     vocab = build_vocabulary(prepared, params.extra_words)
     if args.words:

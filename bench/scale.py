@@ -6,7 +6,8 @@ files in name order) and data/raw/waimai_10k.csv, split after 。！？!? and at
 Written as one plain-text file, read through `extract.corpus` (normalising, segmenting with jieba, windows).
 Vocabulary of the aggregate runs: counted in the corpus (min_count 2, at most --vocab words), as
 `extract.vocab_from: corpus` does. Word list of the decontext runs: jieba's own dict.txt in frequency order,
-the top --words (10k and 100k), encoded with the default template and layers (`ExtractParams()`).
+the top --words (10k and 100k), encoded with the default template alone at layers 2-4 (`SCALE`: the
+default until the 5-template ensemble, whose decontext is 5 such passes; the rows stay comparable).
 Each measurement runs in its own process (peak RSS is per process) on the bundled m3e-small, fp32 CPU, and
 measures the fp32 matmul peak in that process. Writes bench/results/scale.{md,json}.
 
@@ -37,6 +38,7 @@ ROOT = BENCH.parent
 SHARED = ROOT.parent.parent / "shared" / "data" / "classification" / "zh"
 SPLIT = re.compile(r"(?<=[。！？!?])|\n")
 TEXT_COLUMNS = ("text_a", "review", "sentence", "text")
+SCALE = {"layers": [2, 3, 4], "extra_templates": []}  # the ExtractParams every row was measured with
 
 
 def source_sentences(shared: Path) -> list[str]:
@@ -81,7 +83,8 @@ def one_aggregate(corpus: Path, vocab: int, out: Path) -> dict:
 
     shard = current_shard()
     peak = matmul_peak()
-    params = ExtractParams(corpus=str(corpus), corpus_window=1024)  # 10 windows in 10k: 5 per rank of 2
+    # 10 windows in 10k: 5 per rank of 2
+    params = ExtractParams(**SCALE, corpus=str(corpus), corpus_window=1024)
     stream = CorpusFiles(str(corpus), window=params.corpus_window)
     start = time.perf_counter()
     words = corpus_vocabulary((list(s) for w in shard.mine(stream) for s in w), 2, vocab, shard=shard).words
@@ -136,7 +139,7 @@ def one_decontext(words_n: int) -> dict:
     encoder.reset()
     rss_before = rss_mb()
     start = time.perf_counter()
-    out = extract_matrices(encoder, words, ["decontext"], ExtractParams(), progress=False)
+    out = extract_matrices(encoder, words, ["decontext"], ExtractParams(**SCALE), progress=False)
     seconds = time.perf_counter() - start
     return {
         "words": len(words),

@@ -24,7 +24,7 @@ from embedforge.core.benchmarks import benchmark_words, read_pairs
 from embedforge.core.embedding import WordVectors
 from embedforge.core.encoder import MAX_PADDING, Encoder, reduce_pieces, token_batches
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import ExtractParams, parse_params
+from embedforge.core.params import TEMPLATE_ENSEMBLES, ExtractParams, parse_params
 from embedforge.core.prepared import PreparedData
 from embedforge.extract import STRATEGIES, build_vocabulary, extract_matrices, run_extract
 from embedforge.extract.postprocess import postprocess
@@ -36,6 +36,7 @@ BASE = ExtractParams(
     strategies=["cls", "input", "decontext", "aggregate", "word2vec"],
     layers="all",
     template=None,
+    extra_templates=[],
     positions="word",
     center=False,
     extra_words=[],
@@ -637,6 +638,7 @@ def test_default_params_are_the_selected_configuration() -> None:
 
     cfg = load_params(ROOT / "params.yaml").extract
     assert cfg == ExtractParams()  # params.yaml and the schema's defaults agree
-    assert (cfg.template, cfg.positions, cfg.layers, cfg.center) == (TEMPLATE, "all", [2, 3, 4], True)
+    assert (cfg.template, cfg.positions, cfg.layers, cfg.center) == (TEMPLATE, "all", [3, 4], True)
+    assert cfg.extra_templates == TEMPLATE_ENSEMBLES["zh"] and len(cfg.extra_templates) == 4
     study = load_params(ROOT / "params" / "study.yaml").extract
     assert (study.template, study.layers, study.center) == (None, "all", False)

@@ -7,6 +7,7 @@ from embedforge.core.params import (
     PROFILES,
     SELECTION_SETS,
     TEMPLATE_AUTO,
+    TEMPLATE_ENSEMBLES,
     TEMPLATES,
     Params,
     load_params,
@@ -29,6 +30,8 @@ def test_committed_params_yaml_is_valid_and_complete():
                 value = PROFILES[params.prepare.language][section][key]  # null = the language's default
             if value == TEMPLATE_AUTO and key == "template":
                 value = TEMPLATES[params.prepare.language]
+            if value == TEMPLATE_AUTO and key == "extra_templates":
+                value = TEMPLATE_ENSEMBLES[params.prepare.language]
             if value is None and key == "selection_set":
                 value = SELECTION_SETS[params.prepare.language]
             assert got == value or (isinstance(value, int) and got == float(value))

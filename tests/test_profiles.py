@@ -10,7 +10,14 @@ import pytest
 from ruamel.yaml import YAML
 
 from embedforge.core.benchmarks import benchmark_words
-from embedforge.core.params import PROFILES, TEMPLATES, load_params, parse_params, read_yaml
+from embedforge.core.params import (
+    PROFILES,
+    TEMPLATE_ENSEMBLES,
+    TEMPLATES,
+    load_params,
+    parse_params,
+    read_yaml,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = sorted(PROFILES)
@@ -121,6 +128,25 @@ def test_the_template_follows_the_language_unless_set(language, tmp_path):
     )
     if language == "en":
         assert TEMPLATES[language].isascii()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_template_ensemble_follows_the_language_and_the_template(language, tmp_path):
+    """`auto` (committed) or no key: the language's ensemble while the template is the language's too; a
+    template of one's own (or null) gets no ensemble unless listed; a list wins."""
+    text = (ROOT / "params.yaml").read_text(encoding="utf-8").replace("language: zh", f"language: {language}")
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert load_params(path).extract.extra_templates == TEMPLATE_ENSEMBLES[language]
+    lang = {"prepare": {"language": language}}
+    assert parse_params(lang).extract.extra_templates == TEMPLATE_ENSEMBLES[language]
+    assert parse_params({**lang, "extract": {"template": None}}).extract.extra_templates == []
+    assert parse_params({**lang, "extract": {"template": "w: {w}"}}).extract.extra_templates == []
+    mine = {"template": None, "extra_templates": ["w: {w}"]}
+    assert parse_params({**lang, "extract": mine}).extract.extra_templates == ["w: {w}"]
+    assert all(t.count("{w}") == 1 for t in TEMPLATE_ENSEMBLES[language])
+    if language == "en":
+        assert TEMPLATE_ENSEMBLES[language] == []  # none measured for English: the one template
 
 
 def _english_readme_args() -> list[str]:

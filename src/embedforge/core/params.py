@@ -100,12 +100,28 @@ DEFAULT_LANGUAGE = "zh"
 # `auto` (or leaving the key out) means the language's; null keeps its meaning, the word by itself.
 TEMPLATE_AUTO = "auto"
 TEMPLATES = {"zh": "这个词是“{w}”。", "en": 'this word is "{w}".'}
+# extract.extra_templates per language (`auto`): the prompt ensemble decontext averages with TEMPLATES'.
+# zh: the 5-template mean on the fine-tuned encoder led on msl_dev and on every held-out set
+# (bench/results/lexical_study_finetuned.md); en: none measured, the one template alone.
+TEMPLATE_ENSEMBLES = {"zh": ["“{w}”的意思是", "“{w}”", "词语：{w}。", "“{w}”这个词的意思是"], "en": []}
 SELECTION_SETS = {"zh": f"{_ZH_SIM}multisimlex_zh.tsv", "en": f"{_EN_SIM}simlex999.tsv"}
 
 
 def _profile(section: str, key: str) -> Any:
     """A field whose dataclass default is the default language's profile value."""
     return _f(PROFILES[DEFAULT_LANGUAGE][section][key])
+
+
+def _resolve_templates(extract: dict[str, Any], language: str) -> dict[str, Any]:
+    """`auto` (or no key) for extract.template / extra_templates resolved to the language's.
+
+    The ensemble follows the template: with a template of the user's own (or null), `auto` adds none.
+    """
+    template_auto = extract.get("template", TEMPLATE_AUTO) == TEMPLATE_AUTO
+    out = {**extract, "template": TEMPLATES[language]} if template_auto else dict(extract)
+    if extract.get("extra_templates", TEMPLATE_AUTO) == TEMPLATE_AUTO:
+        out["extra_templates"] = list(TEMPLATE_ENSEMBLES[language]) if template_auto else []
+    return out
 
 
 def apply_profile(data: dict[str, Any]) -> dict[str, Any]:
@@ -126,8 +142,8 @@ def apply_profile(data: dict[str, Any]) -> dict[str, Any]:
         filled = {k: list(v) for k, v in defaults.items() if given.get(k) is None}
         out[section] = {**given, **filled}
     extract = out.get("extract")
-    if isinstance(extract, dict) and extract.get("template", TEMPLATE_AUTO) == TEMPLATE_AUTO:
-        out["extract"] = {**extract, "template": TEMPLATES[language]}
+    if isinstance(extract, dict):
+        out["extract"] = _resolve_templates(extract, language)
     evaluate = out.get("evaluate")
     if isinstance(evaluate, dict) and evaluate.get("selection_set") is None:
         chosen = SELECTION_SETS.get(language)
@@ -259,15 +275,16 @@ class ExtractParams:
     sources: list[Literal["base", "finetuned"]] = _f(["base", "finetuned"])
     # for decontext/aggregate: a hidden_states index (0 = embedding output, num_hidden_layers = last),
     # a list of indices to average, "last", or "all" (one matrix per layer, for the layer study)
-    layers: Any = _f([2, 3, 4])
+    layers: Any = _f([3, 4])
     pooling: Literal["mean", "max", "first", "last"] = "mean"  # over the pooled positions
     # decontext: the word is encoded inside this text, at its one `{w}` (null: the word by itself);
     # cls always encodes the word by itself (the tutorial baseline)
     # (`auto`: the language's TEMPLATES entry, resolved by apply_profile)
     template: str | None = TEMPLATES[DEFAULT_LANGUAGE]
     # decontext: more templates (each with one `{w}`); the pooled rows are averaged over `template` and
-    # these (a prompt ensemble); [] = `template` alone
-    extra_templates: list[str] = _f([])
+    # these (a prompt ensemble); [] = `template` alone; `auto`: the language's TEMPLATE_ENSEMBLES entry
+    # when `template` is `auto` too, else []
+    extra_templates: list[str] = _f(TEMPLATE_ENSEMBLES[DEFAULT_LANGUAGE])
     # decontext: pool the word's pieces (`word`) or every token of the sequence (`all`: [CLS], [SEP]
     # and the template's tokens included)
     positions: Positions = "all"
