@@ -118,7 +118,7 @@ def one_aggregate(corpus: Path, vocab: int, out: Path) -> dict:
 
 
 def one_decontext(words_n: int) -> dict:
-    """`decontext` (default template and layers) on the first `words_n` words of jieba's dict.txt by
+    """`decontext` (one template, layers 2-4: `SCALE`) on the first `words_n` words of jieba's dict.txt by
     frequency; RSS before the pass (model loaded) and the peak, to show the pass holds one batch of
     activations plus its [groups, V, d] result."""
     import jieba
@@ -272,7 +272,7 @@ def report(r: dict) -> str:
     if d := r.get("decontext"):
         lines += [
             "",
-            "## decontext (default template 这个词是“{w}”。 and layers [2, 3, 4], one matrix)",
+            "## decontext (one template 这个词是“{w}”。 and layers [2, 3, 4], one matrix)",
             "",
             "Top words of jieba's dict.txt by frequency; one process, "
             f"{d[0]['threads']} threads; load average before/after each run in the last column.",

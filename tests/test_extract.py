@@ -250,6 +250,10 @@ def test_the_decontext_pass_shows_words_per_second_and_eta_unless_progress_is_of
     assert "base: words alone: 100%" in err and "30/30" in err and "word/s" in err
     extract_matrices(models["base"], words, ["decontext"], BASE, source="base", progress=False)
     assert "words alone" not in capsys.readouterr().err
+    ensemble = replace(BASE, template="词语：{w}。", extra_templates=["“{w}”", "“{w}”的意思是"])
+    extract_matrices(models["base"], words, ["decontext"], ensemble, source="base", progress=True)
+    err = capsys.readouterr().err
+    assert all(f"base: words in template {i}/3: 100%" in err for i in (1, 2, 3))  # which pass of how many
 
 
 def test_extra_templates_average_the_pooled_rows_over_the_templates(prepared_dir: Path, models: dict) -> None:

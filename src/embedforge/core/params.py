@@ -377,6 +377,9 @@ class EvaluateParams:
     # A peer's scores of the same encoder (bench/peers.py's JSON), shown beside the recommended matrix
     # when its `source` is model.source (else a one-line note); null: no peer row.
     peer_file: str | None = None
+    # Each approach's best by the selection rule, from the bench result files (bench/tried.py's JSON), shown
+    # under the issue-10 goals when its `source` is model.source (else a one-line note); null: none.
+    tried_file: str | None = None
 
 
 @dataclass(frozen=True)

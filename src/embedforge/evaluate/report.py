@@ -32,6 +32,7 @@ from embedforge.evaluate.documents import (
 from embedforge.evaluate.peer import PEER_KEY
 from embedforge.evaluate.probe import VARIANTS
 from embedforge.evaluate.similarity import ROWS_KEY
+from embedforge.evaluate.tried import TRIED_KEY
 
 CLS = "cls"  # the strategy compared against all others in the summary
 
@@ -214,17 +215,49 @@ def _lexical_goals(similarity: MetricsDoc, best: str) -> list[str]:
         lines.append(f"- {bench} {metric} {value:.3f} (goal ≥ {goal:.3f}: {verdict}).")
     if not lines:
         return []
-    return [
-        "Goals (issue 10, the default model):",
+    return ["Goals (issue 10, the default model):", "", *lines, "", *_tried(similarity, best)]
+
+
+# the tried table's columns: the selection half first, then what it did not see
+TRIED_SETS = ("multisimlex_zh:dev", "multisimlex_zh:held", "multisimlex_zh", "wordsim240", "wordsim297")
+TRIED_ANALOGY = "ca_translated"
+WHAT_WAS_TRIED = 'README, "What was tried for issue 10"'
+
+
+def _tried(similarity: MetricsDoc, best: str) -> list[str]:
+    """Each approach's best by the rule (`evaluate.tried_file`) under this run's recommended matrix, the
+    goals, and why the selection stops there; a note or a pointer when the file is absent or not shown."""
+    tried = similarity.mapping(SELECTION_KEY).get(TRIED_KEY)
+    pointer = (
+        "What was tried to reach them, each approach's best by the same rule, and why it stops: "
+        f"{WHAT_WAS_TRIED}; the figures in `{LEXICAL_STUDY}`, `{JOINT_LEXICAL}`, `{X2STATIC}` and "
+        f"`{GENERAL_CORPUS}`."
+    )
+    if not isinstance(tried, dict) or not isinstance(tried.get("rows"), list):
+        note = f" (`{tried.get('file')}`: {tried.get('note')})" if isinstance(tried, dict) else ""
+        return [pointer + note]
+    sets = [*TRIED_SETS, TRIED_ANALOGY]
+    mine = [similarity.number(SELECTION_KEY, "matrices", best, s, "spearman") for s in TRIED_SETS]
+    mine.append(
+        similarity.number(best, TRIED_ANALOGY, "accuracy") if similarity.has(best, TRIED_ANALOGY) else None
+    )
+    lines = [
+        f"What was tried to reach them: each approach's best by the same rule ({tried.get('rule', 'n/a')}), "
+        f"from the bench result files (`{tried['file']}`, written by `bench/tried.py`; details: "
+        f"{WHAT_WAS_TRIED}).",
         "",
-        *lines,
-        "",
-        "What was tried to reach them, each approach's best by the same rule (pooling, layers, templates "
-        "and their ensembles, all-but-the-top, Mirror-BERT alone and jointly with the task loss, aggregation "
-        "over a general corpus, X2Static distillation, blends of matrices and of encoders), and why the "
-        f'selection stops here: README, "What was tried for issue 10"; the figures in `{LEXICAL_STUDY}`, '
-        f"`{JOINT_LEXICAL}`, `{X2STATIC}` and `{GENERAL_CORPUS}`.",
+        "| approach (its pick; result file) | " + " | ".join(sets) + " |",
+        "|---" * (len(sets) + 1) + "|",
+        f"| **this run's recommended matrix** ({best}) | " + " | ".join(_fmt(v) for v in mine) + " |",
     ]
+    for row in tried["rows"]:
+        cells = [_fmt(row["scores"][s]) if s in row["scores"] else "–" for s in sets]
+        label = f"{row['approach']} ({row['pick']}; `{row['file']}`)".replace("|", "\\|")  # a table cell
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    goals = [f"{LEXICAL_GOALS[s]:.3f}" if s in LEXICAL_GOALS else "" for s in sets]
+    lines.append("| goal | " + " | ".join(goals) + " |")
+    why = tried.get("why_it_stops")
+    return [*lines, *(["", f"Why it stops here: {why}"] if isinstance(why, str) else [])]
 
 
 def _peer(similarity: MetricsDoc, sets: list[str]) -> list[str]:

@@ -169,7 +169,10 @@ class SourcePass:
         return self._ensemble(words, self._encode_alone(words, self.settings))
 
     def _encode_alone(self, words: list[str], settings: AloneSettings) -> DecontextRows:
-        where = "in a template" if settings.template is not None else "alone"
+        where = "alone" if settings.template is None else "in a template"
+        templates = [self.cfg.template, *self.cfg.extra_templates]
+        if len(templates) > 1 and settings.template in templates:  # which pass of the ensemble
+            where = f"in template {templates.index(settings.template) + 1}/{len(templates)}"
         return encode_alone(
             self.encoder,
             words,
