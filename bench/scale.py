@@ -39,6 +39,7 @@ SHARED = ROOT.parent.parent / "shared" / "data" / "classification" / "zh"
 SPLIT = re.compile(r"(?<=[。！？!?])|\n")
 TEXT_COLUMNS = ("text_a", "review", "sentence", "text")
 SCALE = {"layers": [2, 3, 4], "extra_templates": []}  # the ExtractParams every row was measured with
+BUDGET = 8192  # ExtractParams().token_budget: every row before --token-budget was measured at it
 
 
 def source_sentences(shared: Path) -> list[str]:
@@ -67,7 +68,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def one_aggregate(corpus: Path, vocab: int, out: Path) -> dict:
+def one_aggregate(corpus: Path, vocab: int, out: Path, token_budget: int) -> dict:
     """One process (or one torchrun rank): count the vocabulary, then the aggregate corpus pass."""
     from extract_throughput import Counting
     from peak import matmul_peak
@@ -84,7 +85,7 @@ def one_aggregate(corpus: Path, vocab: int, out: Path) -> dict:
     shard = current_shard()
     peak = matmul_peak()
     # 10 windows in 10k: 5 per rank of 2
-    params = ExtractParams(**SCALE, corpus=str(corpus), corpus_window=1024)
+    params = ExtractParams(**SCALE, corpus=str(corpus), corpus_window=1024, token_budget=token_budget)
     stream = CorpusFiles(str(corpus), window=params.corpus_window)
     start = time.perf_counter()
     words = corpus_vocabulary((list(s) for w in shard.mine(stream) for s in w), 2, vocab, shard=shard).words
@@ -112,6 +113,7 @@ def one_aggregate(corpus: Path, vocab: int, out: Path) -> dict:
         "tokens": encoder.tokens,
         "gflops": round(encoder.flops / seconds / 1e9, 1),
         "peak_gflops": round(peak, 1),
+        "token_budget": token_budget,
         "accumulator_mb": round(acc.sums.numel() * 4 / 2**20, 1),
         "rss_mb": round(rss_mb(), 1),
     }
@@ -177,6 +179,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000", help="corpus sizes in sentences")
     ap.add_argument("--vocab", type=int, default=100000, help="most words counted in the corpus")
+    ap.add_argument(
+        "--token-budget",
+        type=int,
+        default=BUDGET,
+        help="aggregate: extract.token_budget (padded tokens a batch)",
+    )
     ap.add_argument("--words", default="10000,100000", help="decontext: top words of jieba's dict.txt")
     ap.add_argument("--update", action="store_true", help="keep the rows of the existing results JSON")
     ap.add_argument(
@@ -189,7 +197,10 @@ def main() -> None:
     ap.add_argument("--result", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one == "aggregate":
-        print("RESULT " + json.dumps(one_aggregate(Path(args.corpus), args.vocab, Path(args.result))))
+        print(
+            "RESULT "
+            + json.dumps(one_aggregate(Path(args.corpus), args.vocab, Path(args.result), args.token_budget))
+        )
         return
     if args.one == "decontext":
         print("RESULT " + json.dumps(one_decontext(int(args.words))))
@@ -215,6 +226,7 @@ def main() -> None:
     for n in sizes:
         corpus = write_corpus(work / f"corpus-{n}.txt", source, n)
         agg = ["--one", "aggregate", "--corpus", str(corpus), "--vocab", str(args.vocab)]
+        agg += ["--token-budget", str(args.token_budget)]
         (res,) = child([*agg, "--result", str(work / f"one-{n}.safetensors")])
         results["aggregate"].append(res)
         save()
@@ -259,15 +271,15 @@ def report(r: dict) -> str:
         "## aggregate",
         "",
         "| sentences | words | vocab count s | pass s | sentences/s | tokens | GFLOP/s | peak GFLOP/s "
-        "| % of peak | accumulators MB | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| % of peak | token budget | accumulators MB | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for a in r["aggregate"]:
         share = f"{100 * a['gflops'] / a['peak_gflops']:.0f}%"
         lines.append(
             f"| {a['sentences']} | {a['words']} | {a['vocab_count_s']} | {a['seconds']} "
             f"| {a['sentences_per_s']} | {a['tokens']} | {a['gflops']} | {a['peak_gflops']} | {share} "
-            f"| {a['accumulator_mb']} | {a['rss_mb']} |"
+            f"| {a.get('token_budget', BUDGET)} | {a['accumulator_mb']} | {a['rss_mb']} |"
         )
     if d := r.get("decontext"):
         lines += [
