@@ -25,16 +25,24 @@ def _method(doc: dict[str, Any], path: Path) -> str:
     return path.stem
 
 
+def read_sourced(path: Path, content: str) -> tuple[dict[str, Any], str]:
+    """A bench result file of one model source (the peer's, `bench/tried.py`'s): its JSON object and its
+    `source`; a one-line error naming the file when either is missing. `content` names the other key."""
+    doc = read_json(path)
+    if not isinstance(doc, dict):
+        raise EmbedforgeError(f"{path}: expected a JSON object with 'source' and {content}")
+    source = doc.get("source")
+    if not isinstance(source, str):
+        raise EmbedforgeError(f"{path}: key 'source' missing or not a string; expected a model source")
+    return doc, source
+
+
 def read_peer(path: str | Path, model_source: str) -> dict[str, Any]:
     """selection's `peer` entry: the peer's Spearman per set when it was computed from `model_source`,
     else a note saying which source it was computed from."""
     path = Path(path)
-    doc = read_json(path)
-    if not isinstance(doc, dict):
-        raise EmbedforgeError(f"{path}: expected a JSON object with 'source' and 'scores' (a peer file)")
-    source, scores = doc.get("source"), doc.get("scores")
-    if not isinstance(source, str):
-        raise EmbedforgeError(f"{path}: key 'source' missing or not a string; expected a model source")
+    doc, source = read_sourced(path, "'scores' (a peer file)")
+    scores = doc.get("scores")
     if not isinstance(scores, dict):
         raise EmbedforgeError(f"{path}: key 'scores' missing or not an object; expected sets -> {{spearman}}")
     entry: dict[str, Any] = {"file": str(path), "method": _method(doc, path), "source": source}

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.files import read_json
+from embedforge.evaluate.peer import read_sourced
 
-TRIED_KEY = (
-    "tried"  # similarity.json: selection.tried = {file, source, rule, rows, why_it_stops} or {file, note}
-)
+# similarity.json: selection.tried = {file, source, rule, rows, why_it_stops} or {file, note}
+TRIED_KEY = "tried"
 ROW_TEXT = ("approach", "file", "pick")
 
 
@@ -37,14 +36,8 @@ def _row(path: Path, index: int, row: object) -> dict[str, Any]:
 def read_tried(path: str | Path, model_source: str) -> dict[str, Any]:
     """selection's `tried` entry: the file's rows when they were measured on `model_source`, else a note."""
     path = Path(path)
-    doc = read_json(path)
-    if not isinstance(doc, dict):
-        raise EmbedforgeError(
-            f"{path}: expected a JSON object with 'source' and 'rows' (bench/tried.py's file)"
-        )
-    source, rows = doc.get("source"), doc.get("rows")
-    if not isinstance(source, str):
-        raise EmbedforgeError(f"{path}: key 'source' missing or not a string; expected a model source")
+    doc, source = read_sourced(path, "'rows' (bench/tried.py's file)")
+    rows = doc.get("rows")
     if not isinstance(rows, list):
         raise EmbedforgeError(f"{path}: key 'rows' missing or not a list; expected one object per approach")
     checked = [_row(path, i, row) for i, row in enumerate(rows)]
