@@ -187,6 +187,45 @@ def test_editing_an_input_outside_the_project_makes_exactly_its_stage_stale(
     assert status(project) == {}
 
 
+def _stages_listing(module: str) -> list[str]:
+    """The stages whose dvc.yaml deps name `module` (a path under src/)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    return sorted(name for name, stage in stages.items() if module in stage.get("deps", []))
+
+
+def _only_in(stage: str) -> str:
+    """A module of `stage`'s own package that no other stage imports."""
+    package = f"src/embedforge/{stage}/"
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    return next(d for d in stages[stage]["deps"] if d.startswith(package) and _stages_listing(d) == [stage])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "stages"),
+    [
+        (_only_in("extract"), ["extract"]),  # nothing before extract re-runs
+        (_only_in("evaluate"), ["evaluate"]),
+        ("src/embedforge/core/curves.py", ["ceiling", "evaluate"]),
+    ],
+)
+def test_a_comment_edit_in_a_module_makes_exactly_the_stages_that_import_it_stale(
+    project: Path, module: str, stages: list[str]
+) -> None:
+    assert _stages_listing(module) == stages
+    path = project / module
+    good = path.read_text(encoding="utf-8")
+    try:
+        path.write_text(good + "# a comment\n", encoding="utf-8")
+        changed = status(project)
+        assert sorted(changed) == stages
+        for stage in stages:
+            assert changed[stage] == [{"changed deps": {module: "modified"}}]
+    finally:
+        path.write_text(good, encoding="utf-8")
+    assert status(project) == {}
+
+
 EVALUATE_OUTPUTS = ("metrics/report.md", "metrics/similarity.json", "metrics/classification.json", "plots")
 
 

@@ -1,9 +1,10 @@
-"""The layout keeps its promises: a stage's dvc.yaml deps cover every module it imports; no import cycle."""
+"""The layout keeps its promises: a stage's dvc.yaml code deps are exactly the modules it imports; no import
+cycle; core imports no stage package."""
 
 from __future__ import annotations
 
-import ast
 import re
+import runpy
 from pathlib import Path
 
 import pytest
@@ -11,61 +12,45 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
-
-
-def module_file(name: str) -> Path | None:
-    """The source file of an `embedforge` module (package -> its __init__.py), None outside the package."""
-    if not name.startswith("embedforge"):
-        return None
-    base = SRC / Path(*name.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def imports(path: Path, parents: bool = True) -> set[Path]:
-    """The embedforge module files `path` imports directly (with `parents`, also the packages on the way)."""
-    found: set[Path] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        for name in names:
-            parts = name.split(".")
-            files = [module_file(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
-            files = [f for f in files if f is not None]
-            found.update(files if parents else files[-1:])
-    return found
-
-
-def closure(start: Path) -> set[Path]:
-    """Every embedforge module reachable from `start` through imports."""
-    seen: set[Path] = set()
-    todo = [start]
-    while todo:
-        for dep in imports(todo.pop()):
-            if dep not in seen:
-                seen.add(dep)
-                todo.append(dep)
-    return seen
-
+DEPS_TOOL = runpy.run_path(str(ROOT / "tools" / "dvc_deps.py"))  # the import walk that writes dvc.yaml's deps
+imports = DEPS_TOOL["imports"]
+closure = DEPS_TOOL["closure"]
+code_deps = DEPS_TOOL["code_deps"]
+is_code = DEPS_TOOL["is_code"]
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_stage_deps_cover_every_module_it_imports(stage: str) -> None:
-    deps = [ROOT / d for d in STAGES[stage].get("deps", [])]
-    script = ROOT / "stages" / f"{stage}.py"
+def test_stage_code_deps_are_exactly_the_modules_it_imports(stage: str) -> None:
+    have = [d for d in STAGES[stage].get("deps", []) if is_code(d)]
+    assert have == code_deps(stage), f"{stage}: dvc.yaml is out of date; run python tools/dvc_deps.py --write"
     if stage != "fingerprint":  # it runs every time, so it declares no code deps
-        assert script in deps, f"{stage}: its script is not a dependency"
-    uncovered = [
-        str(m.relative_to(ROOT)) for m in closure(script) if not any(m == d or d in m.parents for d in deps)
-    ]
-    assert stage == "fingerprint" or not uncovered, f"{stage} imports modules outside its deps: {uncovered}"
+        assert f"stages/{stage}.py" in have, f"{stage}: its script is not a dependency"
+        assert all((ROOT / d).exists() for d in have)
+
+
+def test_the_deps_tool_check_passes_on_the_committed_dvc_yaml() -> None:
+    assert DEPS_TOOL["main"](["--check"]) == 0
+
+
+def test_the_import_walk_skips_type_only_imports_and_sees_function_bodies(tmp_path: Path) -> None:
+    script = tmp_path / "stage.py"
+    script.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from embedforge.core.errors import EmbedforgeError\n"
+        "if TYPE_CHECKING:\n"
+        "    from embedforge.core.catalog import Catalog\n"
+        "def run() -> None:\n"
+        "    from embedforge.core.device import CPU\n",
+        encoding="utf-8",
+    )
+    core = SRC / "embedforge" / "core"
+    reached = closure(script)
+    assert core / "errors.py" in reached and core / "device.py" in reached
+    assert core / "catalog.py" not in reached
+    # the package on the way runs only its module-level code: its lazy re-exports are not reached
+    assert SRC / "embedforge" / "__init__.py" in reached and core / "embedding.py" not in reached
 
 
 def test_no_import_cycle_between_modules() -> None:
