@@ -43,11 +43,12 @@ from scipy import stats
 
 from embedforge.core.benchmarks import read_analogies, read_pairs
 from embedforge.core.embedding import WordVectors
-from embedforge.core.encoder import Encoder, token_batches
+from embedforge.core.encoder import Encoder
 from embedforge.core.models import load_tokenizer
 from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.similarity import analogy_accuracy, word_similarity
+from embedforge.extract.batching import token_batches
 from embedforge.extract.words import build_vocabulary
 from embedforge.finetune.lexical import dictionary_words, excluded_words
 

@@ -54,11 +54,12 @@ from peers import vocabulary
 
 from embedforge.core.benchmarks import benchmark_name, read_analogies, read_pairs
 from embedforge.core.embedding import WordVectors
-from embedforge.core.encoder import Encoder, layer_groups, token_batches
+from embedforge.core.encoder import Encoder, layer_groups
 from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.selection import DEV, HELD
 from embedforge.evaluate.similarity import word_similarity
+from embedforge.extract.batching import token_batches
 from embedforge.extract.corpus import CorpusFiles
 from embedforge.extract.postprocess import postprocess
 from embedforge.extract.run import extract_matrices

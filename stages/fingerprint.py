@@ -7,9 +7,9 @@ installing another version of a `pkg:` model, reruns that stage and only that st
 from pathlib import Path
 
 from embedforge.core.files import write_json
-from embedforge.core.fingerprint import load_cache, prune_cache, stage_fingerprints
 from embedforge.core.params import load_params
 from embedforge.core.stage import run_stage
+from embedforge.fingerprint import load_cache, prune_cache, stage_fingerprints
 
 OUT = Path("fingerprints")
 # file hashes keyed by (size, mtime, inode), so an unchanged multi-GB vector file is not read again

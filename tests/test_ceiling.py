@@ -12,11 +12,11 @@ import torch
 
 import embedforge.finetune.ceiling as ceiling
 from embedforge.core.curves import CurvePlan, capped_classes, nested_subsets
-from embedforge.core.fingerprint import stage_fingerprints
 from embedforge.core.params import CEILING_READS, CeilingParams, FinetuneParams, Params, parse_params
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.curves import CurveRunner
 from embedforge.evaluate.run import probe_splits
+from embedforge.fingerprint import stage_fingerprints
 
 SETTINGS = {
     "evaluate": {"curve_sizes": [3, 5, 0], "curve_seeds": 2, "curve_consumers": ["mean"], "seed": 7},

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from embedforge.core.fingerprint import path_fingerprint, source_fingerprint, stage_fingerprints
+from embedforge.core.files import path_fingerprint
 from embedforge.core.params import parse_params
+from embedforge.fingerprint import source_fingerprint, stage_fingerprints
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)  # the virtual environment running the tests (has dvc, torch, ...)

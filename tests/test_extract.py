@@ -22,11 +22,12 @@ from transformers import AutoModel, AutoTokenizer
 from embedforge import load_embedding
 from embedforge.core.benchmarks import benchmark_words, read_pairs
 from embedforge.core.embedding import WordVectors
-from embedforge.core.encoder import MAX_PADDING, Encoder, reduce_pieces, token_batches
+from embedforge.core.encoder import Encoder, reduce_pieces
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import TEMPLATE_ENSEMBLES, ExtractParams, parse_params
 from embedforge.core.prepared import PreparedData
 from embedforge.extract import STRATEGIES, build_vocabulary, extract_matrices, run_extract
+from embedforge.extract.batching import MAX_PADDING, token_batches
 from embedforge.extract.postprocess import postprocess
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,12 +22,12 @@ import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
 
 from embedforge.core.encoder import AloneSettings, Encoder, layer_groups
-from embedforge.core.fingerprint import stage_fingerprints
 from embedforge.core.params import FinetuneParams, Params, lexical_exclude_files, load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.extract.source import encode_alone
 from embedforge.finetune import finetune
 from embedforge.finetune.lexical import LexicalObjective, LexicalSource, dictionary_words
+from embedforge.fingerprint import stage_fingerprints
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -3,8 +3,11 @@ cycle; core imports no stage package."""
 
 from __future__ import annotations
 
+import os
 import re
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,11 +75,41 @@ def test_no_import_cycle_between_modules() -> None:
     assert not cycles, f"import cycles: {cycles}"
 
 
+PACKAGE = SRC / "embedforge"
+# one per stage with code of its own; `fingerprint` is a module, the others packages
+STAGE_CODE = [PACKAGE / p for p in ("prepare", "finetune", "extract", "evaluate", "export")] + [
+    PACKAGE / "fingerprint.py"
+]
+
+
+def _owner(module: Path) -> Path | None:
+    return next((s for s in STAGE_CODE if module == s or s in module.parents), None)
+
+
 def test_core_imports_no_stage_package() -> None:
-    stage_packages = {SRC / "embedforge" / p for p in ("prepare", "finetune", "extract", "evaluate")}
-    for module in (SRC / "embedforge" / "core").glob("*.py"):
-        bad = [d for d in imports(module) if any(p in d.parents for p in stage_packages)]
+    for module in (PACKAGE / "core").glob("*.py"):
+        bad = [d for d in imports(module) if _owner(d)]
         assert not bad, f"{module.name} reaches up into a stage package: {bad}"
+
+
+def test_stage_code_imports_only_core_and_itself() -> None:
+    assert all(s.exists() for s in STAGE_CODE)
+    for owner in STAGE_CODE:
+        modules = sorted(owner.rglob("*.py")) if owner.is_dir() else [owner]
+        for module in modules:
+            bad = [d for d in imports(module) if _owner(d) not in (None, owner)]
+            assert not bad, f"{module.relative_to(SRC)} imports another stage's code: {bad}"
+
+
+def test_loading_an_embedding_does_not_import_transformers() -> None:
+    code = (
+        "import sys\n"
+        "from embedforge import WordVectors, load_embedding\n"
+        "assert 'transformers' not in sys.modules, 'transformers imported'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_every_test_named_in_the_docs_exists() -> None:

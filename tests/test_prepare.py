@@ -13,9 +13,9 @@ from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import read_parquet
 from embedforge.core.models import load_tokenizer
 from embedforge.core.params import PrepareParams
+from embedforge.core.text import build_vocab, segment_text
 from embedforge.prepare import prepare
 from embedforge.prepare.clean import CleanReport, clean, label_key, read_table, stratified_split
-from embedforge.prepare.segment import build_vocab, segment_text
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEWS = Path(__file__).parent / "fixtures" / "reviews.csv"

@@ -23,15 +23,15 @@ import torch
 from embedforge.core.embedding import WordVectors
 from embedforge.core.encoder import Encoder
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.fingerprint import stage_fingerprints
 from embedforge.core.params import ExtractParams, Params, parse_params
 from embedforge.core.prepared import PreparedData
+from embedforge.core.text import count_words, vocab_table
 from embedforge.extract import run_extract
 from embedforge.extract.corpus import CorpusFiles, corpus_files
 from embedforge.extract.resume import COMPLETE
 from embedforge.extract.run import extraction_vocabulary
 from embedforge.extract.shard import Shard
-from embedforge.prepare.segment import count_words, vocab_table
+from embedforge.fingerprint import stage_fingerprints
 
 ROOT = Path(__file__).resolve().parents[1]
 # aggregate alone, small windows so that a pass has several, few contexts so that selection matters

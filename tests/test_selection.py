@@ -16,7 +16,6 @@ from embedforge.core.benchmarks import Pair
 from embedforge.core.catalog import Catalog, MatrixRecord
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.fingerprint import stage_fingerprints
 from embedforge.core.params import EvaluateParams, parse_params
 from embedforge.evaluate.documents import SIMILARITY_FILE, MetricsDoc, matrix_keys
 from embedforge.evaluate.outputs import headline
@@ -25,6 +24,7 @@ from embedforge.evaluate.report import build_report
 from embedforge.evaluate.results import MatrixScores
 from embedforge.evaluate.selection import choose, dev_half, held_half, recommend, spearman
 from embedforge.evaluate.similarity import word_similarity
+from embedforge.fingerprint import stage_fingerprints
 
 WORDS = [f"w{i}" for i in range(120)]
 SET = "sel.tsv"

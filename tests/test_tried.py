@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.fingerprint import stage_fingerprints
 from embedforge.core.params import parse_params
 from embedforge.evaluate.documents import SELECTION_KEY, SIMILARITY_FILE, MetricsDoc
 from embedforge.evaluate.report import LEXICAL_GOALS, _lexical_goals
 from embedforge.evaluate.tried import TRIED_KEY, read_tried
+from embedforge.fingerprint import stage_fingerprints
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIED = ROOT / "bench" / "results" / "tried.json"

@@ -22,7 +22,6 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from embedforge.core.encoder import SubwordComposer
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, read_parquet, write_parquet
 
@@ -335,6 +334,8 @@ def load_embedding(
             raise EmbedforgeError(
                 "load_embedding: unknown='subword' needs model_dir (the model to compose from)"
             )
+        from embedforge.core.encoder import SubwordComposer  # loads transformers: only for this policy
+
         composer = SubwordComposer(model_dir)
     added = [w for w in dict.fromkeys(words or []) if w not in wv]
     extra = wv.unknown_vectors(added, unknown, seed, composer)

@@ -1,4 +1,4 @@
-"""A loaded encoder plus the batching, layer selection and piece pooling shared by the strategies.
+"""A loaded encoder plus the layer selection and piece pooling shared by the strategies and the lexical loss.
 
 Layer convention: an index into `hidden_states` — 0 is the embedding output (after position embeddings
 and LayerNorm), `num_hidden_layers` is the last transformer layer; "last" means that last layer.
@@ -11,7 +11,7 @@ cast back to fp32 before any pooling or sum, so only the model's own arithmetic 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,9 @@ from embedforge.core.models import check_model_dir, load_encoder, load_tokenizer
 from embedforge.core.params import Positions, template_parts
 
 POOLINGS = ("mean", "max", "first", "last")
-MAX_PADDING = 0.1  # fraction of a batch's positions
 ENCODE_CHUNK = 4096  # sentences tokenized per tokenizer call in `Encoder.encode`
 Groups = list[tuple[int, ...]]
 Span = tuple[int, int]  # [start, end) positions of a word's pieces in a sequence
-Item = tuple[list[int], Any]  # (ids, payload)
 # Where factorised-embedding models keep the linear map from the narrow token table to hidden_size.
 PROJECTIONS = ("encoder.embedding_hidden_mapping_in", "embeddings_project")  # ALBERT, ELECTRA
 
@@ -81,29 +79,6 @@ def reduce_pieces(tok: torch.Tensor, lengths: torch.Tensor, pooling: str) -> tor
         index = run[None, :, None].expand_as(tok)
         return out.scatter_reduce_(1, index, tok, reduce="amax", include_self=False)
     raise EmbedforgeError(f"extract.pooling = {pooling!r}; expected one of {', '.join(POOLINGS)}")
-
-
-def token_batches(items: list[Item], token_budget: int) -> Iterator[list[Item]]:
-    """Sort by length; cut batches of at most `token_budget` padded tokens and little padding.
-
-    A batch is also closed early when adding the next (longer) sequence would make more than
-    MAX_PADDING of it padding, provided it already holds a quarter of the budget (big enough for
-    efficient matmuls).
-    """
-    items = sorted(items, key=lambda it: len(it[0]))
-    batch: list[Item] = []
-    real = 0
-    for item in items:
-        width = len(item[0])
-        padded = (len(batch) + 1) * width
-        wasteful = padded - real - width > MAX_PADDING * padded and real >= token_budget // 4
-        if batch and (padded > token_budget or wasteful):
-            yield batch
-            batch, real = [], 0
-        batch.append(item)
-        real += width
-    if batch:
-        yield batch
 
 
 def pad_batch(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,31 +272,6 @@ class AloneSettings:
         if span is None or self.positions == "word":
             return span
         return (0, len(ids))
-
-
-class Accumulator:
-    """Running sums [G, V, d] and context counts [V]: memory depends on V x d x layers only."""
-
-    def __init__(self, n_words: int, n_groups: int, dim: int) -> None:
-        self.sums = torch.zeros(n_groups, n_words, dim)
-        self.counts = torch.zeros(n_words, dtype=torch.long)
-
-    def add(self, word_rows: Sequence[int], vectors: torch.Tensor) -> None:
-        """Add pooled vectors [G, n, d] into the rows of their words."""
-        index = torch.as_tensor(word_rows, dtype=torch.long)
-        self.sums.index_add_(1, index, vectors)
-        self.counts.index_add_(0, index, torch.ones_like(index))
-
-    def means(self) -> torch.Tensor:
-        """Average per word [G, V, d]; words without contexts stay zero."""
-        return self.sums / self._divisor()
-
-    def means_(self) -> torch.Tensor:
-        """`means()` in place (the sums become the means): no second [G, V, d] copy at 100k+ words."""
-        return self.sums.div_(self._divisor())
-
-    def _divisor(self) -> torch.Tensor:
-        return self.counts.clamp(min=1).to(self.sums.dtype)[None, :, None]
 
 
 class SubwordComposer:

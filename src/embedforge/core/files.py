@@ -7,6 +7,7 @@ never leaves a half-written file or folder behind.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
 import math
@@ -179,3 +180,37 @@ def parquet_rows(path: str | Path) -> int:
     if not path.is_file():
         raise EmbedforgeError(f"{path}: file not found (run the stage that produces it first)")
     return pq.ParquetFile(path).metadata.num_rows
+
+
+CHUNK = 1 << 20  # bytes hashed at a time
+
+
+def file_md5(path: Path, cache: dict[str, Any]) -> str:
+    """MD5 of a file, reused from `cache` while its size, mtime and inode are unchanged (as DVC does)."""
+    st = path.stat()
+    key = str(path.resolve())
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    hit = cache.get(key)
+    if hit and hit["stamp"] == stamp:
+        return str(hit["md5"])
+    digest = hashlib.md5()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+    cache[key] = {"stamp": stamp, "md5": digest.hexdigest()}
+    return digest.hexdigest()
+
+
+def path_fingerprint(path: str | Path | None, cache: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """{path, md5} of a file, or of a folder (its file names and contents); a missing path is noted."""
+    if path is None:
+        return None
+    cache = {} if cache is None else cache
+    p = Path(path).expanduser()
+    if p.is_file():
+        return {"path": str(path), "md5": file_md5(p, cache)}
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        listing = "".join(f"{f.relative_to(p).as_posix()}\0{file_md5(f, cache)}\n" for f in files)
+        return {"path": str(path), "md5": hashlib.md5(listing.encode()).hexdigest(), "files": len(files)}
+    return {"path": str(path), "missing": True}  # the stage that reads it reports the error

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from embedforge.core.encoder import Accumulator, Encoder, Span, token_batches
+from embedforge.core.encoder import Encoder, Span
 from embedforge.core.errors import EmbedforgeError
+from embedforge.extract.batching import Accumulator, token_batches
 from embedforge.extract.resume import load_state, save_state
 from embedforge.extract.shard import Shard
 from embedforge.extract.source import Matrix, SourcePass

@@ -3,8 +3,8 @@
 `extract.corpus` names a file, a folder (every corpus file under it, sorted by path) or a glob. Formats,
 by suffix: `.txt` (one sentence a line), `.jsonl` (one JSON object a line, the text in
 `extract.corpus_field`), `.parquet` (the text in column `extract.corpus_field`); `.txt.gz` and `.jsonl.gz`
-are read compressed. Texts are normalised as `prepare` normalises them (NFKC, whitespace collapsed), blank
-ones skipped, and segmented with `prepare`'s segmenter, one window of sentences at a time: memory holds
+are read compressed. Texts are normalised and segmented as `prepare` does it (`core.text`: NFKC, whitespace
+collapsed), blank ones skipped, one window of sentences at a time: memory holds
 one window (plus, in a Parquet file, one record batch), whatever the corpus size. A window is segmented
 only when something reads it, so a rank of a sharded run (or a resumed run) skips other windows cheaply.
 """
@@ -25,8 +25,7 @@ import pyarrow.parquet as pq
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.prepared import PreparedData
-from embedforge.prepare.clean import normalize_text
-from embedforge.prepare.segment import DEFAULT_CACHE_DIR, segment_text
+from embedforge.core.text import DEFAULT_CACHE_DIR, normalize_text, segment_text
 
 SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz", ".parquet")
 

@@ -22,10 +22,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from embedforge.core.encoder import Accumulator
-from embedforge.core.files import atomic_path
-from embedforge.core.fingerprint import path_fingerprint
+from embedforge.core.files import atomic_path, path_fingerprint
 from embedforge.core.params import ExtractParams
+from embedforge.extract.batching import Accumulator
 from embedforge.extract.shard import Shard
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 
 from embedforge.core.catalog import Layer, MatrixRecord, layer_label, matrix_name
 from embedforge.core.embedding import WordVectors
-from embedforge.core.encoder import Accumulator, AloneSettings, Encoder, Groups, layer_groups, token_batches
+from embedforge.core.encoder import AloneSettings, Encoder, Groups, layer_groups
 from embedforge.core.params import ExtractParams
+from embedforge.extract.batching import Accumulator, token_batches
 from embedforge.extract.shard import ONE_PROCESS, Shard
 
 # windows of segmented sentences, as `PreparedData.sentences()` yields them

@@ -9,8 +9,8 @@ from pathlib import Path
 from embedforge.core.benchmarks import benchmark_words
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.prepared import PreparedData
+from embedforge.core.text import count_words, vocab_table
 from embedforge.extract.shard import ONE_PROCESS, Shard
-from embedforge.prepare.segment import count_words, vocab_table
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedforge.core.errors import EmbedforgeError
+from embedforge.core.text import is_missing, normalize_text
 
 _FORMATS = {
     ".csv": "csv",
@@ -140,21 +141,6 @@ def sample_rows(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return df.iloc[keep].reset_index(drop=True)
 
 
-def _is_missing(value: object) -> bool:
-    """None, NaN, pandas' NA or NaT: what readers put in an empty cell."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
-
-
-def normalize_text(text: object) -> str:
-    """NFKC, BOMs removed, whitespace runs collapsed to one space and stripped."""
-    if _is_missing(text):
-        return ""
-    text = unicodedata.normalize("NFKC", str(text)).replace("\ufeff", "")
-    return " ".join(text.split())
-
-
 def label_key(label: object) -> str:
     """A label as text: "" when missing; one spelling per number (1, 1.0, "1.0", "01" -> "1").
 
@@ -201,7 +187,7 @@ def clean(df: pd.DataFrame, report: CleanReport, split_column: str | None = None
     whose first copy is in another split is counted as `dropped_cross_split`.
     """
     report.rows_read += len(df)
-    raw = df["text"].map(lambda t: "" if _is_missing(t) else str(t))
+    raw = df["text"].map(lambda t: "" if is_missing(t) else str(t))
     nfkc = raw.map(lambda t: unicodedata.normalize("NFKC", t))
     report.changed_by_nfkc += int((nfkc != raw).sum())
     report.bom_removed += int(nfkc.str.contains("\ufeff", regex=False).sum())

@@ -12,6 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import PrepareParams, check_prepare
 from embedforge.core.prepared import SPLITS, PreparedData
+from embedforge.core.text import DEFAULT_CACHE_DIR, build_vocab, segment
 from embedforge.prepare.clean import (
     CleanReport,
     check_classes,
@@ -22,7 +23,6 @@ from embedforge.prepare.clean import (
     sample_rows,
     stratified_split,
 )
-from embedforge.prepare.segment import DEFAULT_CACHE_DIR, build_vocab, segment
 
 
 def _fixed_split(p: PrepareParams, report: CleanReport) -> dict[str, pd.DataFrame]:

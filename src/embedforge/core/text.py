@@ -1,4 +1,7 @@
-"""Word segmentation and the frequency-ordered word vocabulary.
+"""Text as every stage reads it: normalisation, word segmentation and the frequency-ordered vocabulary.
+
+`prepare` segments the training data with these functions and `extract` segments its corpus with the same
+ones, so a word means the same thing in both.
 
 Chinese is segmented with jieba's bundled dictionary (fixed, so segmentation is reproducible); its
 prefix-dictionary cache is kept under the project (`.cache/jieba`), never in the system temp folder.
@@ -15,6 +18,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -22,6 +26,21 @@ from embedforge.core.errors import EmbedforgeError
 
 DEFAULT_CACHE_DIR = Path(".cache/jieba")
 _EN_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[^\w\s]", re.UNICODE)
+
+
+def is_missing(value: object) -> bool:
+    """None, NaN, pandas' NA or NaT: what readers put in an empty cell."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
+
+
+def normalize_text(text: object) -> str:
+    """NFKC, BOMs removed, whitespace runs collapsed to one space and stripped."""
+    if is_missing(text):
+        return ""
+    text = unicodedata.normalize("NFKC", str(text)).replace("\ufeff", "")
+    return " ".join(text.split())
 
 
 @lru_cache(maxsize=4)

@@ -4,7 +4,8 @@ DVC 3 cannot put a list-valued or null param into a stage's `deps` (treeverse/dv
 crashes it), and a `pkg:` or hub-id model source is not a path at all. So the `fingerprint` stage
 (always run, well under a second) writes one small JSON per stage here, and each stage depends on its
 own file: a changed input changes that file, and DVC reruns exactly the stages that read it.
-Deliberately free of torch/transformers imports: it runs on every `dvc repro`.
+Deliberately free of torch/transformers imports: it runs on every `dvc repro`. It lives outside `core/`:
+the `fingerprint` stage has no code deps (it always runs), so an edit here re-runs no other stage.
 """
 
 from __future__ import annotations
@@ -18,42 +19,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from embedforge.core.files import file_md5, path_fingerprint
 from embedforge.core.params import CEILING_READS, LEXICAL_READS, Params, lexical_exclude_files
 
 log = logging.getLogger(__name__)
-
-CHUNK = 1 << 20
-
-
-def _md5(path: Path, cache: dict[str, Any]) -> str:
-    """MD5 of a file, reused from `cache` while its size, mtime and inode are unchanged (as DVC does)."""
-    st = path.stat()
-    key = str(path.resolve())
-    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
-    hit = cache.get(key)
-    if hit and hit["stamp"] == stamp:
-        return str(hit["md5"])
-    digest = hashlib.md5()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(chunk)
-    cache[key] = {"stamp": stamp, "md5": digest.hexdigest()}
-    return digest.hexdigest()
-
-
-def path_fingerprint(path: str | Path | None, cache: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """{path, md5} of a file, or of a folder (its file names and contents); a missing path is noted."""
-    if path is None:
-        return None
-    cache = {} if cache is None else cache
-    p = Path(path).expanduser()
-    if p.is_file():
-        return {"path": str(path), "md5": _md5(p, cache)}
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file())
-        listing = "".join(f"{f.relative_to(p).as_posix()}\0{_md5(f, cache)}\n" for f in files)
-        return {"path": str(path), "md5": hashlib.md5(listing.encode()).hexdigest(), "files": len(files)}
-    return {"path": str(path), "missing": True}  # the stage that reads it reports the error
 
 
 def corpus_fingerprint(spec: str | None, cache: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -65,7 +34,7 @@ def corpus_fingerprint(spec: str | None, cache: dict[str, Any] | None = None) ->
     files = sorted(
         Path(f) for f in glob.glob(str(Path(spec).expanduser()), recursive=True) if Path(f).is_file()
     )
-    listing = "".join(f"{f.as_posix()}\0{_md5(f, cache)}\n" for f in files)
+    listing = "".join(f"{f.as_posix()}\0{file_md5(f, cache)}\n" for f in files)
     return {"path": spec, "md5": hashlib.md5(listing.encode()).hexdigest(), "files": len(files)}
 
 
