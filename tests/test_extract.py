@@ -24,8 +24,9 @@ from embedforge.core.benchmarks import benchmark_words, read_pairs
 from embedforge.core.embedding import WordVectors
 from embedforge.core.encoder import Encoder, reduce_pieces
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import TEMPLATE_ENSEMBLES, ExtractParams, parse_params
+from embedforge.core.params import ExtractParams, parse_params
 from embedforge.core.prepared import PreparedData
+from embedforge.core.profiles import TEMPLATE_ENSEMBLES
 from embedforge.extract import STRATEGIES, build_vocabulary, extract_matrices, run_extract
 from embedforge.extract.batching import MAX_PADDING, token_batches
 from embedforge.extract.postprocess import postprocess

@@ -1,19 +1,15 @@
+import dataclasses
+import re
+import typing
 from pathlib import Path
 
 import pytest
 
+from embedforge.core import device, embedding, encoder
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import (
-    PROFILES,
-    SELECTION_SETS,
-    TEMPLATE_AUTO,
-    TEMPLATE_ENSEMBLES,
-    TEMPLATES,
-    Params,
-    load_params,
-    parse_params,
-    read_yaml,
-)
+from embedforge.core.params import POOLINGS, PRECISIONS, UNKNOWN_POLICIES, Params, load_params, parse_params
+from embedforge.core.profiles import PROFILES, SELECTION_SETS, TEMPLATE_AUTO, TEMPLATE_ENSEMBLES, TEMPLATES
+from embedforge.core.schema import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +57,53 @@ def test_bad_params_are_one_line_errors(data, message):
         parse_params(data)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"lr": 1e-4}, "params.yaml: unknown key 'lr'; did you mean 'finetune.lr'?"),
+        ({"finetune": {"lrr": 1e-4}}, "params.yaml: unknown key 'finetune.lrr'; did you mean 'finetune.lr'?"),
+        ({"finetune": {"pooling": "max"}}, "unknown key 'finetune.pooling'; did you mean 'extract.pooling'?"),
+        (
+            {"extract": {"stratgies": []}},
+            "unknown key 'extract.stratgies'; did you mean 'extract.strategies'?",
+        ),
+        ({"finetun": {}}, "params.yaml: unknown key 'finetun'; did you mean 'finetune'?"),
+        ({"prepare": {"zzz": 1}}, "params.yaml: unknown key 'prepare.zzz'; expected one of: format, input,"),
+    ],
+)
+def test_an_unknown_key_names_the_closest_real_key(data, message):
+    with pytest.raises(EmbedforgeError) as err:
+        parse_params(data)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_every_field_has_user_facing_help():
+    for section in dataclasses.fields(Params):
+        assert section.metadata.get("help"), section.name
+        for f in dataclasses.fields(
+            section.type if isinstance(section.type, type) else type(section.default)
+        ):
+            text = f.metadata.get("help", "")
+            assert len(text) > 10, f"{section.name}.{f.name} has no help text"
+            assert not re.search(r"issue \d|bench/|README", text), f"{section.name}.{f.name}: {text}"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "names"),
+    [
+        ("extract", "pooling", POOLINGS),
+        ("extract", "unknown", UNKNOWN_POLICIES),
+        ("extract", "precision", PRECISIONS),
+    ],
+)
+def test_the_choices_code_checks_against_are_the_ones_the_schema_accepts(section, key, names):
+    cls = type(getattr(Params(), section))
+    assert typing.get_args(typing.get_type_hints(cls)[key]) == names
+    assert encoder.POOLINGS is POOLINGS and embedding.UNKNOWN_POLICIES is UNKNOWN_POLICIES
+    assert device.PRECISIONS is PRECISIONS
 
 
 def test_int_accepted_for_float():

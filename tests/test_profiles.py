@@ -10,14 +10,9 @@ import pytest
 from ruamel.yaml import YAML
 
 from embedforge.core.benchmarks import benchmark_words
-from embedforge.core.params import (
-    PROFILES,
-    TEMPLATE_ENSEMBLES,
-    TEMPLATES,
-    load_params,
-    parse_params,
-    read_yaml,
-)
+from embedforge.core.params import load_params, parse_params
+from embedforge.core.profiles import PROFILES, TEMPLATE_ENSEMBLES, TEMPLATES
+from embedforge.core.schema import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = sorted(PROFILES)

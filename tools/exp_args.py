@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import load_params, read_yaml
+from embedforge.core.params import load_params
+from embedforge.core.schema import read_yaml
 
 
 def flow(value: Any) -> str:

@@ -14,9 +14,9 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from embedforge.core.errors import EmbedforgeError
+from embedforge.core.params import PRECISIONS
 
 log = logging.getLogger(__name__)
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
 CPU = torch.device("cpu")
 

@@ -15,7 +15,6 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,10 +23,9 @@ from safetensors.torch import load_file, save_file
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, read_parquet, write_parquet
+from embedforge.core.params import UNKNOWN_POLICIES, Unknown
 
 VOCAB_SUFFIX = ".vocab.parquet"
-UNKNOWN_POLICIES = ("zeros", "mean", "random", "subword")
-Unknown = Literal["zeros", "mean", "random", "subword"]
 # Maps words to vectors [n, d]; used by the `subword` policy (see embedforge.core.encoder.SubwordComposer).
 Composer = Callable[[list[str]], torch.Tensor]
 

@@ -21,9 +21,8 @@ import torch
 from embedforge.core.device import autocast, resolve_device, resolve_precision
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.models import check_model_dir, load_encoder, load_tokenizer
-from embedforge.core.params import Positions, template_parts
+from embedforge.core.params import POOLINGS, Positions, template_parts
 
-POOLINGS = ("mean", "max", "first", "last")
 ENCODE_CHUNK = 4096  # sentences tokenized per tokenizer call in `Encoder.encode`
 Groups = list[tuple[int, ...]]
 Span = tuple[int, int]  # [start, end) positions of a word's pieces in a sequence

@@ -1,187 +1,95 @@
-"""Typed, validated parameters: the one place that knows the schema of params.yaml.
+"""The schema of params.yaml: one frozen dataclass per stage section, and the checks across fields.
 
-Each stage section is a frozen dataclass. Ranges live in field metadata (`min`, `max`, `gt`) so
-that validation, defaults and documentation come from one declaration.
+Each field carries its default, its range (`min`, `max`, `gt`) and its help text in its metadata
+(`core.schema.setting`): the validator enforces the ranges and the parameter reference is generated from
+the help. Language-dependent defaults come from `core.profiles`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import types
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
-
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from typing import Any, Literal
 
 from embedforge.core.errors import EmbedforgeError
+from embedforge.core.profiles import DEFAULT_LANGUAGE, PROFILES, TEMPLATE_ENSEMBLES, TEMPLATES, apply_profile
+from embedforge.core.schema import build, read_yaml, seed_setting, setting
 
-T = TypeVar("T")
-# numpy, torch and transformers.set_seed all accept exactly this range.
-SEED_RANGE = {"min": 0, "max": 2**32 - 1}
-# YAML 1.1 booleans that YAML 1.2 (DVC, and this reader) reads as text.
-_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+__all__ = ["Params", "load_params", "parse_params", "read_yaml"]
+
 WORD_SLOT = "{w}"  # where extract.template puts the word
 Positions = Literal["word", "all"]  # extract.positions
+# The choices of a few keys, each held once: the type the validator checks, and the names code checks against.
+Pooling = Literal["mean", "max", "first", "last"]
+POOLINGS: tuple[str, ...] = typing.get_args(Pooling)
+Unknown = Literal["zeros", "mean", "random", "subword"]
+UNKNOWN_POLICIES: tuple[str, ...] = typing.get_args(Unknown)
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 
-def _f(default: Any, **limits: Any) -> Any:
-    """A dataclass field with a default and optional range limits (min, max, gt)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: typing.cast(Any, type(default))(default), metadata=limits)
-    return field(default=default, metadata=limits)
-
-
-def _seed(default: int) -> Any:
-    """A random seed field: an integer in SEED_RANGE."""
-    return _f(default, **SEED_RANGE)
-
-
-_ZH_SIM = "data/benchmarks/wordsim/zh/"
-_EN_SIM = "data/benchmarks/wordsim/en/"
-# Language-dependent defaults: a key of these that params.yaml leaves out or sets to null takes the value
-# of the `prepare.language` profile, so `prepare.language: en` alone switches the benchmarks, the
-# benchmark words added to the vocabulary and the probe words; a value the user sets wins.
-# SELECTION_SETS: the set whose dev half picks the recommended matrix, per language; it applies only when
-# the resolved similarity_files contain it (else no matrix is recommended unless the user names one).
-PROFILES: dict[str, dict[str, dict[str, list[str]]]] = {
-    "zh": {
-        "extract": {
-            "extra_words": [
-                f"{_ZH_SIM}wordsim240.tsv",
-                f"{_ZH_SIM}wordsim297.tsv",
-                f"{_ZH_SIM}multisimlex_zh.tsv",
-                "data/benchmarks/analogy/zh/ca_translated.txt",
-            ]
-        },
-        "evaluate": {
-            "similarity_files": [
-                f"{_ZH_SIM}wordsim240.tsv",
-                f"{_ZH_SIM}wordsim297.tsv",
-                f"{_ZH_SIM}multisimlex_zh.tsv",
-            ],
-            "analogy_files": ["data/benchmarks/analogy/zh/ca_translated.txt"],
-            "probe_words": ["好吃", "难吃", "味道", "外卖", "送餐", "服务", "米饭", "便宜", "快", "中国"],
-        },
-    },
-    "en": {
-        "extract": {
-            "extra_words": [f"{_EN_SIM}ws353_all.tsv", f"{_EN_SIM}simlex999.tsv", f"{_EN_SIM}men3000.tsv"]
-        },
-        "evaluate": {
-            "similarity_files": [
-                f"{_EN_SIM}ws353_all.tsv",
-                f"{_EN_SIM}simlex999.tsv",
-                f"{_EN_SIM}men3000.tsv",
-            ],
-            "analogy_files": [],  # no English analogy set is committed
-            "probe_words": [
-                "happy",
-                "bad",
-                "love",
-                "movie",
-                "story",
-                "actor",
-                "funny",
-                "music",
-                "money",
-                "food",
-            ],
-        },
-    },
-}
-DEFAULT_LANGUAGE = "zh"
-# extract.template per language: the word inside a sentence of the model's language ("this word is
-# '<w>'."); an English model reading the Chinese one pools Chinese characters into every vector.
-# `auto` (or leaving the key out) means the language's; null keeps its meaning, the word by itself.
-TEMPLATE_AUTO = "auto"
-TEMPLATES = {"zh": "这个词是“{w}”。", "en": 'this word is "{w}".'}
-# extract.extra_templates per language (`auto`): the prompt ensemble decontext averages with TEMPLATES'.
-# zh: the 5-template mean on the fine-tuned encoder led on msl_dev and on every held-out set
-# (bench/results/lexical_study_finetuned.md); en: none measured, the one template alone.
-TEMPLATE_ENSEMBLES = {"zh": ["“{w}”的意思是", "“{w}”", "词语：{w}。", "“{w}”这个词的意思是"], "en": []}
-SELECTION_SETS = {"zh": f"{_ZH_SIM}multisimlex_zh.tsv", "en": f"{_EN_SIM}simlex999.tsv"}
-
-
-def _profile(section: str, key: str) -> Any:
+def _profile(section: str, key: str, help: str) -> Any:
     """A field whose dataclass default is the default language's profile value."""
-    return _f(PROFILES[DEFAULT_LANGUAGE][section][key])
-
-
-def _resolve_templates(extract: dict[str, Any], language: str) -> dict[str, Any]:
-    """`auto` (or no key) for extract.template / extra_templates resolved to the language's.
-
-    The ensemble follows the template: with a template of the user's own (or null), `auto` adds none.
-    """
-    template_auto = extract.get("template", TEMPLATE_AUTO) == TEMPLATE_AUTO
-    out = {**extract, "template": TEMPLATES[language]} if template_auto else dict(extract)
-    if extract.get("extra_templates", TEMPLATE_AUTO) == TEMPLATE_AUTO:
-        out["extra_templates"] = list(TEMPLATE_ENSEMBLES[language]) if template_auto else []
-    return out
-
-
-def apply_profile(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with every profile key it leaves out or sets to null filled from `prepare.language`'s profile.
-
-    An unknown language or a section that is not a mapping is left for validation to report.
-    """
-    prepare = data.get("prepare")
-    language = prepare.get("language", DEFAULT_LANGUAGE) if isinstance(prepare, dict) else DEFAULT_LANGUAGE
-    profile = PROFILES.get(language) if isinstance(language, str) else None
-    if profile is None:
-        return data
-    out = dict(data)
-    for section, defaults in profile.items():
-        given = out.get(section, {})
-        if not isinstance(given, dict):
-            continue
-        filled = {k: list(v) for k, v in defaults.items() if given.get(k) is None}
-        out[section] = {**given, **filled}
-    extract = out.get("extract")
-    if isinstance(extract, dict):
-        out["extract"] = _resolve_templates(extract, language)
-    evaluate = out.get("evaluate")
-    if isinstance(evaluate, dict) and evaluate.get("selection_set") is None:
-        chosen = SELECTION_SETS.get(language)
-        if isinstance(evaluate.get("similarity_files"), list) and chosen in evaluate["similarity_files"]:
-            out["evaluate"] = {**evaluate, "selection_set": chosen}
-    return out
+    return setting(PROFILES[DEFAULT_LANGUAGE][section][key], help=help)
 
 
 @dataclass(frozen=True)
 class ModelParams:
     """Where the pretrained encoder comes from."""
 
-    # A local folder, `pkg:<import-name>/<sub/folder>` inside an installed distribution, or a hub id.
-    source: str = "pkg:embedding/m3e-small"
+    source: str = setting(
+        "pkg:embedding/m3e-small",
+        help="The pretrained encoder: a local folder, `pkg:<import-name>/<sub/folder>` inside an installed "
+        "Python distribution, or a Hugging Face hub id.",
+    )
 
 
 @dataclass(frozen=True)
 class PrepareParams:
     """Raw labelled text -> cleaned, split, tokenized Parquet and the word vocabulary."""
 
-    input: str | None = "data/raw/waimai_10k.csv"
-    # A fixed split: set all three (and leave `input` null) to skip the random split.
-    train_file: str | None = None
-    validation_file: str | None = None
-    test_file: str | None = None
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
-    text_column: str = "review"
-    label_column: str = "label"
-    train_ratio: float = _f(0.8, gt=0.0, max=1.0)
-    validation_ratio: float = _f(0.1, min=0.0, max=1.0)
-    test_ratio: float = _f(0.1, min=0.0, max=1.0)
-    seed: int = _seed(42)
-    max_length: int = _f(128, min=8, max=4096)
-    # also picks the defaults of the PROFILES keys (benchmarks, extra words, probe words)
-    language: Literal["zh", "en"] = "zh"
-    min_count: int = _f(2, min=1)
-    max_vocab_size: int = _f(0, min=0)  # 0 = no limit
-    sample_rows: int = _f(0, min=0)  # a seeded sample of this many cleaned rows, before splitting; 0 = all
+    input: str | None = setting(
+        "data/raw/waimai_10k.csv",
+        help="One labelled table to clean and split at random (.csv, .tsv, .jsonl, .parquet; may be .gz, or "
+        "a .zip holding one table). Null when the three split files are set.",
+    )
+    train_file: str | None = setting(
+        None, help="A fixed split: the training table. Set all three split files (and `input: null`)."
+    )
+    validation_file: str | None = setting(None, help="A fixed split: the validation table.")
+    test_file: str | None = setting(None, help="A fixed split: the test table.")
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = setting(
+        "auto", help="The table format; `auto` reads it from the file suffix."
+    )
+    text_column: str = setting("review", help="The column holding the text.")
+    label_column: str = setting("label", help="The column holding the label.")
+    train_ratio: float = setting(
+        0.8, help="Share of `input` in the training split (the three ratios sum to 1).", gt=0.0, max=1.0
+    )
+    validation_ratio: float = setting(0.1, help="Share of `input` in the validation split.", min=0.0, max=1.0)
+    test_ratio: float = setting(0.1, help="Share of `input` in the test split.", min=0.0, max=1.0)
+    seed: int = seed_setting(42, help="Seed of the stratified random split (and of `sample_rows`).")
+    max_length: int = setting(
+        128,
+        help="Truncation length in tokens, special tokens included; at most the model's position limit.",
+        min=8,
+        max=4096,
+    )
+    language: Literal["zh", "en"] = setting(
+        "zh",
+        help="`zh` (jieba words) or `en` (regular-expression words). Also picks the language profile: the "
+        "default benchmarks, benchmark words, probe words and templates.",
+    )
+    min_count: int = setting(
+        2, help="A vocabulary word occurs at least this often in the training split.", min=1
+    )
+    max_vocab_size: int = setting(
+        0, help="Keep at most this many vocabulary words, most frequent first; 0 = all.", min=0
+    )
+    sample_rows: int = setting(
+        0, help="Use a seeded sample of this many cleaned rows, taken before splitting; 0 = all rows.", min=0
+    )
 
     @property
     def split_files(self) -> dict[str, str | None]:
@@ -193,27 +101,64 @@ class PrepareParams:
 class FinetuneParams:
     """Fine-tuning the encoder as a sequence classifier."""
 
-    seed: int = _seed(42)
-    lr: float = _f(1e-4, gt=0.0)
-    weight_decay: float = _f(0.01, min=0.0)
-    warmup_ratio: float = _f(0.06, min=0.0, max=1.0)
-    max_grad_norm: float = _f(1.0, gt=0.0)
-    batch_size: int = _f(32, min=1)
-    grad_accum_steps: int = _f(1, min=1)
-    epochs: float = _f(1.0, gt=0.0)
-    max_steps: int = _f(0, min=0)  # 0 = run `epochs` (1 epoch = 300 steps of 32: ~3 min on 2 CPU cores)
-    eval_steps: int = _f(100, min=0)  # 0 = evaluate (and checkpoint) once per epoch
-    freeze_embeddings: bool = False
-    freeze_layers: int = _f(0, min=0)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    distributed: Literal["auto", "off", "ddp"] = "auto"
-    nproc_per_node: int = _f(0, min=0)  # processes for distributed=ddp; 0 = one per GPU (2 on CPU)
-    # joint lexical loss (Mirror-BERT, finetune.lexical): loss = task + lexical_weight * InfoNCE between two
-    # dropout views of dictionary words, pooled as extract pools decontext (LEXICAL_READS); 0 = off
-    lexical_weight: float = _f(0.0, min=0.0)
-    lexical_words: int = _f(10000, min=1)  # jieba dictionary words trained on (no benchmark word)
-    lexical_batch: int = _f(64, min=2)  # words per step (per process): 1 positive, batch-1 negatives each
-    lexical_temperature: float = _f(0.04, gt=0.0)  # InfoNCE temperature (Mirror-BERT's 0.04)
+    seed: int = seed_setting(
+        42, help="Seeds the classification head's initialisation, dropout and batch order."
+    )
+    lr: float = setting(1e-4, help="Peak learning rate.", gt=0.0)
+    weight_decay: float = setting(
+        0.01, help="AdamW decoupled weight decay (not applied to biases and LayerNorm).", min=0.0
+    )
+    warmup_ratio: float = setting(
+        0.06, help="Fraction of the optimizer steps spent warming up linearly from 0.", min=0.0, max=1.0
+    )
+    max_grad_norm: float = setting(1.0, help="Gradient clipping: the largest global L2 norm.", gt=0.0)
+    batch_size: int = setting(32, help="Examples per batch and process; validation uses twice this.", min=1)
+    grad_accum_steps: int = setting(1, help="Batches per optimizer step.", min=1)
+    epochs: float = setting(
+        1.0, help="Passes over the training split (may be fractional); used when `max_steps` is 0.", gt=0.0
+    )
+    max_steps: int = setting(0, help="Optimizer steps to run; 0 = run `epochs`.", min=0)
+    eval_steps: int = setting(
+        100,
+        help="Evaluate on the validation split and checkpoint every N optimizer steps; 0 = once per epoch.",
+        min=0,
+    )
+    freeze_embeddings: bool = setting(
+        False, help="Freeze the embedding layer (word, position and type embeddings, their LayerNorm)."
+    )
+    freeze_layers: int = setting(0, help="Freeze the lowest k encoder layers.", min=0)
+    precision: Literal["fp32", "bf16", "fp16"] = setting(
+        "fp32", help="`fp32`, or `bf16`/`fp16` mixed precision (CUDA only; an error on the CPU)."
+    )
+    distributed: Literal["auto", "off", "ddp"] = setting(
+        "auto",
+        help="`auto`: data-parallel when started by `torchrun` (or with EMBEDFORGE_NPROC=N), else one "
+        "process; `ddp`: re-launch under `torchrun`; `off`: one process (an error under `torchrun`).",
+    )
+    nproc_per_node: int = setting(
+        0, help="Processes for `distributed: ddp`; 0 = one per visible GPU (2 on the CPU).", min=0
+    )
+    lexical_weight: float = setting(
+        0.0,
+        help="Joint lexical loss (Mirror-BERT): the loss is task + this x InfoNCE between two dropout views "
+        "of dictionary words, encoded and pooled as `extract` builds the decontext matrix "
+        "(`extract.template`, `positions`, `layers`, `pooling`). Needs `prepare.language: zh`. 0 = off, the "
+        "task loss alone.",
+        min=0.0,
+    )
+    lexical_words: int = setting(
+        10000,
+        help="Lexical loss: the most frequent multi-character words of jieba's bundled dictionary trained "
+        "on, leaving out every word of the benchmark files.",
+        min=1,
+    )
+    lexical_batch: int = setting(
+        64,
+        help="Lexical loss: words per step and process; each word's other view is its positive, the other "
+        "words its negatives.",
+        min=2,
+    )
+    lexical_temperature: float = setting(0.04, help="Lexical loss: the InfoNCE temperature.", gt=0.0)
 
 
 @dataclass(frozen=True)
@@ -225,11 +170,17 @@ class CeilingParams:
     sizes, and the schedule of a small training set.
     """
 
-    max_size: int = _f(200, min=0)  # fine-tune at every curve size up to this many per class; 0 = off
-    # a fixed schedule for a small training set (nothing is selected on validation or test)
-    batch_size: int = _f(32, min=1)
-    epochs: float = _f(3.0, gt=0.0)  # passes over the subset ...
-    min_steps: int = _f(30, min=1)  # ... but at least this many optimizer steps (small subsets)
+    max_size: int = setting(
+        200,
+        help="Fine-tune at every `evaluate.curve_sizes` entry up to this many texts per class; 0 = off (the "
+        "ceiling keeps only the whole split).",
+        min=0,
+    )
+    batch_size: int = setting(
+        32, help="Batch size of the ceiling runs (a fixed schedule: nothing is selected).", min=1
+    )
+    epochs: float = setting(3.0, help="Passes over each subset ...", gt=0.0)
+    min_steps: int = setting(30, help="... but at least this many optimizer steps (small subsets).", min=1)
 
 
 # The keys of other sections that the `ceiling` stage reads. DVC cannot track a key that params.yaml leaves
@@ -270,53 +221,110 @@ def lexical_exclude_files(params: Params) -> list[str]:
 class ExtractParams:
     """Word-embedding matrices from the base and fine-tuned parameters."""
 
-    # cls, input, decontext, aggregate, vectors, word2vec (see embedforge.extract.STRATEGIES)
-    strategies: list[str] = _f(["cls", "input", "decontext", "word2vec"])
-    sources: list[Literal["base", "finetuned"]] = _f(["base", "finetuned"])
-    # for decontext/aggregate: a hidden_states index (0 = embedding output, num_hidden_layers = last),
-    # a list of indices to average, "last", or "all" (one matrix per layer, for the layer study)
-    layers: Any = _f([3, 4])
-    pooling: Literal["mean", "max", "first", "last"] = "mean"  # over the pooled positions
-    # decontext: the word is encoded inside this text, at its one `{w}` (null: the word by itself);
-    # cls always encodes the word by itself (the tutorial baseline)
-    # (`auto`: the language's TEMPLATES entry, resolved by apply_profile)
-    template: str | None = TEMPLATES[DEFAULT_LANGUAGE]
-    # decontext: more templates (each with one `{w}`); the pooled rows are averaged over `template` and
-    # these (a prompt ensemble); [] = `template` alone; `auto`: the language's TEMPLATE_ENSEMBLES entry
-    # when `template` is `auto` too, else []
-    extra_templates: list[str] = _f(TEMPLATE_ENSEMBLES[DEFAULT_LANGUAGE])
-    # decontext: pool the word's pieces (`word`) or every token of the sequence (`all`: [CLS], [SEP]
-    # and the template's tokens included)
-    positions: Positions = "all"
-    max_contexts: int = _f(32, min=1)  # aggregate: corpus sentences per word, at most
-    token_budget: int = _f(8192, min=64)  # padded tokens per forward batch
-    center: bool = True  # (post-processing applies to every matrix but cls, the tutorial baseline)
-    remove_top_pcs: int = _f(0, min=0)  # all-but-the-top; implies centering
-    normalize: bool = False  # L2, after the other steps
-    # benchmark files whose words join the vocabulary; null = the language profile's
-    extra_words: list[str] = _profile("extract", "extra_words")
-    vector_files: list[str] = _f([])  # word2vec text/binary files, one `vectors_<stem>` matrix each
-    unknown: Literal["zeros", "mean", "random", "subword"] = "mean"  # vectors: words the file lacks
-    seed: int = _seed(0)  # for unknown = random
-    # strategy word2vec (gensim, on the train split; one worker, seeded with `seed`): the baseline
-    w2v_vector_size: int = _f(0, min=0)  # 0 = the encoder's hidden size (the same shape as the others)
-    w2v_window: int = _f(5, min=1)
-    w2v_min_count: int = _f(2, min=1)
-    w2v_sg: bool = True  # skip-gram (false: CBOW)
-    w2v_negative: int = _f(5, min=1)
-    w2v_epochs: int = _f(10, min=1)
-    # scale (README "A real corpus"): an unlabeled corpus, a vocabulary from it, the device, checkpoints
-    corpus: str | None = None  # .txt/.jsonl/.parquet (.gz) file, folder or glob; null = the train split
-    corpus_field: str = "text"  # the text's key (JSON Lines) or column (Parquet)
-    corpus_window: int = _f(16384, min=1)  # sentences streamed at a time: the unit of sharding/checkpoints
-    vocab_from: Literal["prepared", "corpus"] = "prepared"  # corpus: count words in extract.corpus
-    min_count: int = _f(2, min=1)  # vocab_from = corpus: words seen at least this often
-    max_vocab_size: int = _f(0, min=0)  # vocab_from = corpus: the most frequent N (0 = all)
-    device: str = "auto"  # cpu, cuda, cuda:<index>, auto (CUDA when available)
-    # the forward pass: auto = bf16 autocast on a CUDA GPU with bf16, fp32 on the CPU (never autocast
-    # there: 6-25x slower); bf16/fp16 on the CPU is an error. Pooling and sums stay fp32 (core.device)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    checkpoint_windows: int = _f(0, min=0)  # aggregate: checkpoint every N corpus windows (0 = never)
+    strategies: list[str] = setting(
+        ["cls", "input", "decontext", "word2vec"],
+        help="Any of `cls` (the [CLS] vector of the word by itself), `input` (the input embedding table, "
+        "pieces pooled), `decontext` (the word inside `template`), `aggregate` (the word in corpus "
+        "sentences), `vectors` (word2vec files of `vector_files`), `word2vec` (trained on the corpus).",
+    )
+    sources: list[Literal["base", "finetuned"]] = setting(
+        ["base", "finetuned"], help="The encoders to extract from: the pretrained one and the fine-tuned one."
+    )
+    layers: Any = setting(
+        [3, 4],
+        help="`decontext`/`aggregate`: a `hidden_states` index (0 = the embedding output, the model's "
+        "`num_hidden_layers` = the last layer), a list of indices to average, `last`, or `all` (one matrix "
+        "per layer).",
+    )
+    pooling: Pooling = setting(
+        "mean", help="How a word's positions are pooled: `mean`, `max`, `first`, `last`."
+    )
+    template: str | None = setting(
+        TEMPLATES[DEFAULT_LANGUAGE],
+        help="`decontext`: the text the word is encoded in, at its one `{w}`; null = the word by itself. "
+        "`auto`: the language's template. `cls` always encodes the word by itself.",
+    )
+    extra_templates: list[str] = setting(
+        TEMPLATE_ENSEMBLES[DEFAULT_LANGUAGE],
+        help="`decontext`: more templates, each with one `{w}`; the word's pooled rows are averaged over "
+        "`template` and these (a prompt ensemble). [] = `template` alone; `auto`: the language's ensemble "
+        "while `template` is `auto` too, else []. Each template is one more pass over the vocabulary.",
+    )
+    positions: Positions = setting(
+        "all",
+        help="`decontext`: pool the word's pieces (`word`) or every token of the sequence (`all`: [CLS], "
+        "[SEP] and the template's tokens included).",
+    )
+    max_contexts: int = setting(32, help="`aggregate`: corpus sentences per word, at most.", min=1)
+    token_budget: int = setting(
+        8192, help="Padded tokens per forward batch (sequences sorted by length).", min=64
+    )
+    center: bool = setting(
+        True, help="Subtract the mean row (every matrix but `cls`, the tutorial baseline)."
+    )
+    remove_top_pcs: int = setting(
+        0, help="All-but-the-top: center, then project out the top k principal components; 0 = off.", min=0
+    )
+    normalize: bool = setting(False, help="L2-normalise the rows, after the steps above.")
+    extra_words: list[str] = _profile(
+        "extract",
+        "extra_words",
+        help="Benchmark files whose words join the vocabulary: similarity files (`w1<TAB>w2<TAB>score`), "
+        "analogy files or word lists (one word a line). Null = the language profile's benchmarks.",
+    )
+    vector_files: list[str] = setting(
+        [], help="`vectors`: word2vec text or binary files, one `vectors_<stem>` matrix each."
+    )
+    unknown: Unknown = setting(
+        "mean",
+        help="`vectors` and `word2vec`: the vector of a word the file or corpus lacks: `zeros`, `mean` (the "
+        "mean row), `random` (seeded noise), `subword` (its pieces' input-table rows).",
+    )
+    seed: int = seed_setting(0, help="Seed of the `random` policy and of the `word2vec` strategy.")
+    w2v_vector_size: int = setting(
+        0,
+        help="`word2vec`: dimensions; 0 = the encoder's hidden size (the shape of the other matrices).",
+        min=0,
+    )
+    w2v_window: int = setting(5, help="`word2vec`: context window.", min=1)
+    w2v_min_count: int = setting(
+        2, help="`word2vec`: words seen fewer times get the `unknown` policy's row.", min=1
+    )
+    w2v_sg: bool = setting(True, help="`word2vec`: skip-gram; false = CBOW.")
+    w2v_negative: int = setting(5, help="`word2vec`: negative samples.", min=1)
+    w2v_epochs: int = setting(
+        10, help="`word2vec`: passes over the corpus (one worker, seeded: deterministic).", min=1
+    )
+    corpus: str | None = setting(
+        None,
+        help="The corpus of `aggregate` and `word2vec`: a .txt (one sentence a line), .jsonl or .parquet "
+        "file (.txt.gz, .jsonl.gz too), a folder of them or a glob; null = the prepared train split.",
+    )
+    corpus_field: str = setting("text", help="The text's key in JSON Lines, its column in Parquet.")
+    corpus_window: int = setting(
+        16384,
+        help="Sentences streamed at a time: the unit of memory, of sharding across processes and of "
+        "checkpoints.",
+        min=1,
+    )
+    vocab_from: Literal["prepared", "corpus"] = setting(
+        "prepared",
+        help="The vocabulary: `prepared` (the prepare stage's) or `corpus` (words counted in `corpus`, as "
+        "`prepare` counts them).",
+    )
+    min_count: int = setting(2, help="`vocab_from: corpus`: words seen at least this often.", min=1)
+    max_vocab_size: int = setting(
+        0, help="`vocab_from: corpus`: keep the N most frequent words; 0 = all.", min=0
+    )
+    device: str = setting("auto", help="`cpu`, `cuda`, `cuda:<index>` or `auto` (CUDA when available).")
+    precision: Precision = setting(
+        "auto",
+        help="The forward passes: `auto` (bf16 autocast on a CUDA GPU with bf16, else fp32), `fp32`, "
+        "`bf16`, `fp16`. Pooling and sums stay fp32; bf16/fp16 on the CPU is an error.",
+    )
+    checkpoint_windows: int = setting(
+        0, help="`aggregate`: checkpoint the corpus pass every N windows; 0 = never.", min=0
+    )
 
 
 @dataclass(frozen=True)
@@ -326,205 +334,141 @@ class ExportParams:
     Each key lists matrix names or glob patterns (`decontext_base_L4`, `aggregate_*_L4`); [] exports none.
     """
 
-    word2vec: list[str] = _f([])  # word2vec text: exports/word2vec/<name>.txt
-    word2vec_binary: list[str] = _f([])  # word2vec binary (word2vec.c, gensim): exports/word2vec/<name>.bin
-    model2vec: list[str] = _f([])  # model2vec / sentence-transformers static model: exports/model2vec/<name>/
-    projector: list[str] = _f([])  # TensorBoard projector: exports/projector/<name>.tsv, .meta.tsv
+    word2vec: list[str] = setting([], help="Matrices to write as word2vec text: exports/word2vec/<name>.txt.")
+    word2vec_binary: list[str] = setting(
+        [], help="Matrices to write as word2vec binary (word2vec.c, gensim): exports/word2vec/<name>.bin."
+    )
+    model2vec: list[str] = setting(
+        [],
+        help="Matrices to write as model2vec / sentence-transformers static models: "
+        "exports/model2vec/<name>/.",
+    )
+    projector: list[str] = setting(
+        [],
+        help="Matrices to write for the TensorBoard projector: exports/projector/<name>.tsv and .meta.tsv.",
+    )
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     """Similarity, analogy, classification and probe evaluation."""
 
-    # word1<TAB>word2<TAB>score files; the metric key of each is its file stem. null = language profile.
-    similarity_files: list[str] = _profile("evaluate", "similarity_files")
-    # word2vec-format analogy files (`: section` headers, then `a b c d`), scored with 3CosAdd.
-    analogy_files: list[str] = _profile("evaluate", "analogy_files")
-    # Words whose nearest neighbours are listed in metrics/neighbours.md for every matrix.
-    probe_words: list[str] = _profile("evaluate", "probe_words")
-    neighbours: int = _f(10, min=1)
-    # Lower-case benchmark words before lookup (the prepared vocabulary is lower-cased).
-    lowercase: bool = True
-    # Downstream probe: mean of word vectors -> linear layer, trained on train, scored on test.
-    probe_epochs: int = _f(4, min=1)
-    probe_batch_size: int = _f(64, min=1)
-    probe_lr: float = _f(3e-3, gt=0.0)
-    seed: int = _seed(42)
-    # Learning curves (embedforge.evaluate.curves): matrices (names or glob patterns; `random*` and
-    # `word2vec` name the baselines) trained on nested, stratified subsets of the train split.
-    curve_matrices: list[str] = _f(["decontext_*", "word2vec", "random*"])
-    curve_consumers: list[str] = _f(["mean", "bilstm"])  # mean, cnn, bilstm
-    curve_variants: list[Literal["frozen", "trainable"]] = _f(["frozen"])
-    curve_sizes: list[int] = _f([50, 200, 1000, 0])  # examples per class; 0 = the whole train split
-    curve_seeds: int = _f(3, min=1)  # runs per size below the whole split (the whole split runs once)
-    curve_epochs: int = _f(2, min=1)
-    curve_min_steps: int = _f(60, min=0)  # small subsets train for more epochs, at least this many steps
-    curve_batch_size: int = _f(32, min=1)
-    curve_lr: float = _f(1e-3, gt=0.0)
-    cnn_filters: int = _f(64, min=1)  # per width (3, 4, 5)
-    lstm_hidden: int = _f(64, min=1)  # per direction
-    curve_dropout: float = _f(0.5, min=0.0, max=0.95)
-    # where the probe, the curve consumers and the classifier run: cpu, cuda, cuda:<index>, auto (CUDA
-    # when available); fp32 always. The committed CPU numbers do not depend on it (GPU kernels differ)
-    device: str = "auto"
-    # Big data (embedforge.evaluate.caps): the probes and curves use a seeded, stratified sample of at most
-    # this many train / test rows (0 = the whole split); recorded in classification.json `caps`.
-    max_train_rows: int = _f(0, min=0)
-    max_test_rows: int = _f(0, min=0)
-    # The set whose dev half (pairs on odd line numbers) picks the recommended matrix; it must be one of
-    # similarity_files. null: the language's SELECTION_SETS entry when similarity_files has it, else none.
-    selection_set: str | None = None
-    # A peer's scores of the same encoder (bench/peers.py's JSON), shown beside the recommended matrix
-    # when its `source` is model.source (else a one-line note); null: no peer row.
-    peer_file: str | None = None
-    # Each approach's best by the selection rule, from the bench result files (bench/tried.py's JSON), shown
-    # under the issue-10 goals when its `source` is model.source (else a one-line note); null: none.
-    tried_file: str | None = None
+    similarity_files: list[str] = _profile(
+        "evaluate",
+        "similarity_files",
+        help="Word-similarity files (`word1<TAB>word2<TAB>score`); each one's metric key is its file stem. "
+        "Null = the language profile's.",
+    )
+    analogy_files: list[str] = _profile(
+        "evaluate",
+        "analogy_files",
+        help="word2vec-format analogy files (`: section` headers, then `a b c d`), scored with 3CosAdd; [] "
+        "= none. Null = the language profile's.",
+    )
+    probe_words: list[str] = _profile(
+        "evaluate",
+        "probe_words",
+        help="Words whose nearest neighbours are listed in metrics/neighbours.md for every matrix. Null = "
+        "the language profile's.",
+    )
+    neighbours: int = setting(10, help="Neighbours listed per probe word.", min=1)
+    lowercase: bool = setting(
+        True,
+        help="Lower-case benchmark and probe words before lookup (the prepared vocabulary is lower-cased).",
+    )
+    probe_epochs: int = setting(
+        4, help="Downstream probe (mean of word vectors -> a linear layer, trained on train): epochs.", min=1
+    )
+    probe_batch_size: int = setting(64, help="Downstream probe: batch size.", min=1)
+    probe_lr: float = setting(
+        3e-3, help="Downstream probe: Adam learning rate; trainable vectors use this x std(matrix).", gt=0.0
+    )
+    seed: int = seed_setting(
+        42,
+        help="Seed of the probes and curves, of the random baseline matrix and of the recommended matrix's "
+        "bootstrap intervals.",
+    )
+    curve_matrices: list[str] = setting(
+        ["decontext_*", "word2vec", "random*"],
+        help="Matrices on the learning curves (names or glob patterns; `random*` names the random "
+        "baselines), trained on nested, stratified subsets of the train split.",
+    )
+    curve_consumers: list[str] = setting(
+        ["mean", "bilstm"], help="Consumers on the learning curves: `mean`, `cnn`, `bilstm`."
+    )
+    curve_variants: list[Literal["frozen", "trainable"]] = setting(
+        ["frozen"], help="Word vectors `frozen` and/or `trainable` on the learning curves."
+    )
+    curve_sizes: list[int] = setting(
+        [50, 200, 1000, 0], help="Learning-curve training texts per class; 0 = the whole train split."
+    )
+    curve_seeds: int = setting(
+        3, help="Runs per curve size below the whole split (the whole split runs once).", min=1
+    )
+    curve_epochs: int = setting(2, help="Epochs per learning-curve run.", min=1)
+    curve_min_steps: int = setting(
+        60, help="Small subsets train for more epochs: at least this many steps per run.", min=0
+    )
+    curve_batch_size: int = setting(32, help="Batch size of the learning-curve runs.", min=1)
+    curve_lr: float = setting(
+        1e-3,
+        help="Adam learning rate of the curve runs (trainable vectors: x std(matrix), SparseAdam).",
+        gt=0.0,
+    )
+    cnn_filters: int = setting(64, help="CNN consumer: filters per width (3, 4, 5).", min=1)
+    lstm_hidden: int = setting(64, help="BiLSTM consumer: hidden size per direction.", min=1)
+    curve_dropout: float = setting(0.5, help="Dropout before the CNN/BiLSTM output layer.", min=0.0, max=0.95)
+    device: str = setting(
+        "auto",
+        help="Where the probe, the curve consumers and the classifier run: `cpu`, `cuda`, `cuda:<index>` or "
+        "`auto` (CUDA when available); always fp32. GPU kernels give slightly different numbers than the "
+        "CPU.",
+    )
+    max_train_rows: int = setting(
+        0,
+        help="Big data: the probes and curves train on a seeded, stratified sample of at most this many "
+        "train texts, the same for every matrix; 0 = the whole split.",
+        min=0,
+    )
+    max_test_rows: int = setting(
+        0,
+        help="The same for the test texts the probes and curves are scored on (the fine-tuned classifier is "
+        "always scored on the whole test split).",
+        min=0,
+    )
+    selection_set: str | None = setting(
+        None,
+        help="The similarity file whose dev half (pairs on odd line numbers) picks the recommended matrix; "
+        "one of `similarity_files`. Null = the language profile's set when `similarity_files` has it, else "
+        "no recommendation.",
+    )
+    peer_file: str | None = setting(
+        None,
+        help="A peer's scores of the same encoder (JSON: `source`, `method`, `scores`), shown beside the "
+        "recommended matrix when its `source` is `model.source`; null = no peer row.",
+    )
+    tried_file: str | None = setting(
+        None,
+        help="A table of other approaches' best scores by the selection rule (JSON), shown when its "
+        "`source` is `model.source`; null = none.",
+    )
 
 
 @dataclass(frozen=True)
 class Params:
     """All sections of params.yaml."""
 
-    model: ModelParams = _f(ModelParams())
-    prepare: PrepareParams = _f(PrepareParams())
-    finetune: FinetuneParams = _f(FinetuneParams())
-    ceiling: CeilingParams = _f(CeilingParams())
-    extract: ExtractParams = _f(ExtractParams())
-    export: ExportParams = _f(ExportParams())
-    evaluate: EvaluateParams = _f(EvaluateParams())
-
-
-def _type_name(tp: Any) -> str:
-    """A readable name for a type hint, used in error messages."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, str(tp))
-
-
-def _invalid(value: Any, tp: Any, key: str) -> EmbedforgeError:
-    return EmbedforgeError(f"params.yaml: {key} = {value!r} is not valid; expected {_type_name(tp)}")
-
-
-def _check_union(value: Any, tp: Any, key: str) -> Any:
-    """The first member type that accepts `value` (null only where the union allows it)."""
-    args = typing.get_args(tp)
-    if value is None and type(None) in args:
-        return None
-    for arg in args:
-        if arg is type(None):
-            continue
-        try:
-            return _check(value, arg, key)
-        except EmbedforgeError:
-            continue
-    raise _invalid(value, tp, key)
-
-
-def _check_bool(value: Any, key: str) -> bool:
-    if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
-        raise EmbedforgeError(
-            f"params.yaml: {key} = {value!r} is not valid; expected true or false "
-            "(params.yaml is YAML 1.2, as DVC reads and writes it: yes/no/on/off are text)"
-        )
-    if not isinstance(value, bool):
-        raise _invalid(value, bool, key)
-    return value
-
-
-def _check_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(value, int, key)
-    return value
-
-
-def _check_float(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _invalid(value, float, key)
-    # NaN passes every range check and inf trains a model of NaN weights: neither is a setting.
-    try:
-        number = float(value)
-    except OverflowError:  # an integer too large for a float
-        number = math.inf
-    if not math.isfinite(number):
-        raise EmbedforgeError(f"params.yaml: {key} = {value!r} is not valid; expected a finite number")
-    return number
-
-
-def _check_str(value: Any, key: str) -> str:
-    if not isinstance(value, str):
-        raise _invalid(value, str, key)
-    return value
-
-
-_SCALARS: dict[Any, Callable[[Any, str], Any]] = {
-    bool: _check_bool,
-    int: _check_int,
-    float: _check_float,
-    str: _check_str,
-}
-
-
-def _check(value: Any, tp: Any, key: str) -> Any:
-    """Return `value` converted to `tp`, or raise EmbedforgeError naming `key`."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise _invalid(value, tp, key)
-        return value
-    if origin in (Union, types.UnionType):
-        return _check_union(value, tp, key)
-    if origin is list:
-        if not isinstance(value, list):
-            raise _invalid(value, tp, key)
-        return [_check(v, typing.get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise _invalid(value, tp, key)
-        return _build(typing.cast(type, tp), value, key)
-    if tp in _SCALARS:
-        return _SCALARS[tp](value, key)
-    raise TypeError(f"unsupported type hint {tp!r} for {key}")
-
-
-def _check_range(value: Any, limits: dict[str, Any], key: str) -> None:
-    """Raise if a number is outside the limits declared in the field's metadata."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return
-    if "min" in limits and value < limits["min"]:
-        raise EmbedforgeError(f"params.yaml: {key} = {value!r} is out of range; expected >= {limits['min']}")
-    if "gt" in limits and value <= limits["gt"]:
-        raise EmbedforgeError(f"params.yaml: {key} = {value!r} is out of range; expected > {limits['gt']}")
-    if "max" in limits and value > limits["max"]:
-        raise EmbedforgeError(f"params.yaml: {key} = {value!r} is out of range; expected <= {limits['max']}")
-
-
-def _build(cls: type[T], data: dict[str, Any], prefix: str) -> T:
-    """Validate a mapping against dataclass `cls`; unknown keys are errors."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise EmbedforgeError(
-            f"params.yaml: unknown key {where!r}; expected one of: {', '.join(sorted(fields))}"
-        )
-    values = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        checked = _check(value, hints[name], key)
-        _check_range(checked, dict(fields[name].metadata), key)
-        values[name] = checked
-    return cls(**values)
+    model: ModelParams = setting(ModelParams(), help="Where the pretrained encoder comes from.")
+    prepare: PrepareParams = setting(
+        PrepareParams(), help="Reading, cleaning and splitting the labelled data."
+    )
+    finetune: FinetuneParams = setting(FinetuneParams(), help="Fine-tuning the encoder as a classifier.")
+    ceiling: CeilingParams = setting(
+        CeilingParams(), help="The fine-tuned transformer on the learning curves."
+    )
+    extract: ExtractParams = setting(ExtractParams(), help="Building the word-embedding matrices.")
+    export: ExportParams = setting(ExportParams(), help="Copies of matrices in other tools' formats.")
+    evaluate: EvaluateParams = setting(EvaluateParams(), help="Scoring the matrices.")
 
 
 def parse_params(data: dict[str, Any] | None) -> Params:
@@ -533,7 +477,7 @@ def parse_params(data: dict[str, Any] | None) -> Params:
         data = {}
     if not isinstance(data, dict):
         raise EmbedforgeError("params.yaml: expected a mapping of stage sections at the top level")
-    params = _build(Params, apply_profile(data), "")
+    params = build(Params, apply_profile(data))
     check_prepare(params.prepare)
     check_templates(params.extract)
     check_selection(params.evaluate)
@@ -590,26 +534,6 @@ def check_prepare(p: PrepareParams) -> None:
         raise EmbedforgeError(
             f"params.yaml: prepare.train_ratio + validation_ratio + test_ratio = {total:g}; expected 1"
         )
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML file exactly as DVC does (ruamel.yaml's safe loader, YAML 1.2).
-
-    DVC writes `dvc exp run -S` values with the same library and reads params.yaml with this loader,
-    so a value reads back as the user typed it: `off` and `yes` stay text, `2e-05` is a number, an
-    empty value is null, and a duplicated key is an error rather than silently the last one.
-    """
-    try:
-        return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise EmbedforgeError(f"{path}: not valid UTF-8") from None
-    except YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = str(getattr(err, "problem", None) or "").strip().splitlines()
-        raise EmbedforgeError(
-            f"{path}{where}: not valid YAML{f' ({problem[0]})' if problem else ''}"
-        ) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -12,9 +12,9 @@ from tqdm.auto import tqdm
 
 from embedforge.core.catalog import Catalog, MatrixRecord, vectors_name
 from embedforge.core.device import resolve_device, resolve_precision
-from embedforge.core.encoder import POOLINGS, Encoder, layer_groups, model_depth
+from embedforge.core.encoder import Encoder, layer_groups, model_depth
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import ExtractParams, check_templates
+from embedforge.core.params import POOLINGS, ExtractParams, check_templates
 from embedforge.core.prepared import PreparedData
 from embedforge.extract.corpus import CorpusFiles, PreparedSentences
 from embedforge.extract.postprocess import describe, postprocess
