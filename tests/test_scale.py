@@ -5,9 +5,11 @@ Runs on the tiny BERT and the 80 fixture reviews; only the torchrun test starts 
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -28,7 +30,7 @@ from embedforge.core.prepared import PreparedData
 from embedforge.core.text import count_words, vocab_table
 from embedforge.extract import run_extract
 from embedforge.extract.corpus import CorpusFiles, corpus_files
-from embedforge.extract.resume import COMPLETE
+from embedforge.extract.resume import COMPLETE, AggregateSettings, pass_key
 from embedforge.extract.run import extraction_vocabulary
 from embedforge.extract.shard import Shard
 from embedforge.fingerprint import stage_fingerprints
@@ -238,6 +240,66 @@ def test_device_param_defaults_to_auto_and_reaches_the_encoder(
     if not torch.cuda.is_available():
         with pytest.raises(EmbedforgeError, match="0 CUDA device"):
             extract(cfg, prepared_dir, tiny_model_dir, tmp_path / "q", device="cuda")
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tiny_model_dir: Path) -> Encoder:
+    return Encoder(tiny_model_dir)
+
+
+def _key(cfg: ExtractParams, encoder: Encoder, corpus: Path, language: str = "zh") -> str:
+    settings = AggregateSettings.of(cfg, encoder, language)
+    return pass_key(settings, "base", encoder.dir, [corpus], ["好吃", "味道"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"checkpoint_windows": 5},
+        {"device": "cuda:1"},
+        {"center": True},
+        {"remove_top_pcs": 2, "normalize": True},
+        {"strategies": ["aggregate", "word2vec", "decontext"]},
+        {"template": "这个词是“{w}”。", "positions": "all"},  # only the fallback rows read them
+        {"precision": "fp32"},  # on the CPU `auto` is fp32 too: the resolved precision is hashed
+    ],
+)
+def test_the_resume_key_ignores_what_the_sums_do_not_read(
+    tiny_encoder: Encoder, tmp_path: Path, change: dict
+) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("好吃 味道\n", encoding="utf-8")
+    assert _key(replace(AGG, **change), tiny_encoder, corpus) == _key(AGG, tiny_encoder, corpus)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"max_contexts": 4},
+        {"pooling": "max"},
+        {"token_budget": 1024},
+        {"corpus_window": 9},
+        {"layers": "last"},
+        {"corpus_field": "body"},
+    ],
+)
+def test_the_resume_key_changes_with_what_the_sums_read(
+    tiny_encoder: Encoder, tmp_path: Path, change: dict
+) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("好吃 味道\n", encoding="utf-8")
+    assert _key(replace(AGG, **change), tiny_encoder, corpus) != _key(AGG, tiny_encoder, corpus)
+    assert _key(AGG, tiny_encoder, corpus, language="en") != _key(AGG, tiny_encoder, corpus)
+    before = _key(AGG, tiny_encoder, corpus)
+    corpus.write_text("好吃\n", encoding="utf-8")
+    assert _key(AGG, tiny_encoder, corpus) != before
+
+
+def test_the_aggregate_pass_reads_no_setting_its_resume_key_leaves_out() -> None:
+    source = (ROOT / "src" / "embedforge" / "extract" / "aggregate.py").read_text(encoding="utf-8")
+    read = set(re.findall(r"\bcfg\.(\w+)", source))
+    hashed = {f.name for f in dataclasses.fields(AggregateSettings)} | {"checkpoint_windows"}
+    assert read and read <= hashed, read - hashed
 
 
 def test_a_killed_corpus_pass_resumes_from_its_last_checkpoint_and_gives_the_same_bytes(

@@ -3,8 +3,10 @@
 Layout: `<root>/<key>/window-<n>/` holds `state.safetensors` (sums [G, V, d], counts [V], taken [V]) and
 `COMPLETE`, written last (as `finetune.checkpoints` marks its checkpoints); the folder is written under a
 temporary name and renamed, so a kill at any moment leaves the previous checkpoint intact. The key hashes
-everything the sums depend on (params, model files, corpus files, words), so a changed input never
-resumes a stale pass; other keys' folders are removed when a pass starts. A checkpoint holds the whole
+everything the sums depend on (`AggregateSettings`, model files, corpus files, words) and nothing else, so a
+changed input never resumes a stale pass, while a setting the sums do not read (the device, how often to
+checkpoint, post-processing, other strategies) never restarts one; other keys' folders are removed when a
+pass starts. A checkpoint holds the whole
 run's sums (ranks add theirs into rank 0's), so a run may resume with another number of processes.
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from embedforge.core.encoder import Encoder, Groups, layer_groups
 from embedforge.core.files import atomic_path, path_fingerprint
 from embedforge.core.params import ExtractParams
 from embedforge.extract.batching import Accumulator
@@ -43,11 +46,40 @@ class PassState:
     taken: torch.Tensor
 
 
+@dataclass(frozen=True)
+class AggregateSettings:
+    """What an aggregate pass's sums depend on besides the model, the corpus files and the words."""
+
+    groups: tuple[tuple[int, ...], ...]  # extract.layers resolved against the model's depth
+    pooling: str
+    max_contexts: int
+    token_budget: int  # batching changes the order of the float sums
+    corpus_window: int  # a checkpoint counts windows
+    corpus_field: str  # which text of a JSON Lines or Parquet corpus is read
+    language: str  # how extract.corpus is segmented
+    precision: str  # of the forward passes, resolved (`auto` is bf16 on some GPUs, fp32 elsewhere)
+
+    @classmethod
+    def of(cls, cfg: ExtractParams, encoder: Encoder, language: str) -> AggregateSettings:
+        """The settings of a pass of `encoder` under `cfg`."""
+        groups: Groups = layer_groups(cfg.layers, encoder.depth, str(encoder.dir))
+        return cls(
+            groups=tuple(tuple(g) for g in groups),
+            pooling=cfg.pooling,
+            max_contexts=cfg.max_contexts,
+            token_budget=cfg.token_budget,
+            corpus_window=cfg.corpus_window,
+            corpus_field=cfg.corpus_field,
+            language=language,
+            precision=encoder.precision,
+        )
+
+
 def pass_key(
-    cfg: ExtractParams, source: str, model_dir: Path, corpus: Sequence[Path], words: Sequence[str]
+    settings: AggregateSettings, source: str, model_dir: Path, corpus: Sequence[Path], words: Sequence[str]
 ) -> str:
     """Short hash of everything an aggregate pass's sums depend on."""
-    h = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), source], sort_keys=True, default=str).encode())
+    h = hashlib.sha256(json.dumps([dataclasses.asdict(settings), source], sort_keys=True).encode())
     cache: dict = {}
     for path in [model_dir, *corpus]:
         h.update(json.dumps(path_fingerprint(path, cache), sort_keys=True).encode())

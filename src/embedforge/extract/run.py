@@ -18,7 +18,7 @@ from embedforge.core.params import POOLINGS, ExtractParams, check_templates
 from embedforge.core.prepared import PreparedData
 from embedforge.extract.corpus import CorpusFiles, PreparedSentences
 from embedforge.extract.postprocess import describe, postprocess
-from embedforge.extract.resume import finish_pass, pass_key, start_pass
+from embedforge.extract.resume import AggregateSettings, finish_pass, pass_key, start_pass
 from embedforge.extract.shard import ONE_PROCESS, Shard, current_shard, rank_device
 from embedforge.extract.source import Corpus, Matrix, SourcePass
 from embedforge.extract.strategy import (
@@ -70,6 +70,36 @@ def extract_matrices(
     """
     names = check_strategies(strategies)
     check_pooling(cfg.pooling)
+    return _matrices(
+        encoder,
+        words,
+        names,
+        cfg,
+        counts=counts,
+        corpus=corpus,
+        corpus_rows=corpus_rows,
+        source=source,
+        device=device,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
+
+
+def _matrices(
+    encoder: Encoder | str | Path | None,
+    words: Sequence[str],
+    names: list[str],
+    cfg: ExtractParams,
+    *,
+    counts: Sequence[int] = (),
+    corpus: Corpus | None = None,
+    corpus_rows: int | None = None,
+    source: str = "model",
+    device: str = "cpu",
+    progress: bool = True,
+    checkpoint: Path | None = None,
+) -> list[Matrix]:
+    """`extract_matrices` once its strategy names and pooling are checked."""
     if isinstance(encoder, (str, Path)):
         encoder = Encoder(encoder, device, cfg.precision)
     words, counts = list(words), list(counts) or [0] * len(words)
@@ -143,8 +173,8 @@ def _timed(label: str) -> Iterator[None]:
     log.info("%s: %.1f s", label, time.perf_counter() - start)
 
 
-def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
-    """Every check of a stage run that can fail fast, before any model runs."""
+def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> list[str]:
+    """Every check of a stage run that can fail fast, before any model runs; the strategies to run."""
     strategies = check_strategies(params.strategies)
     check_pooling(params.pooling)
     takes_width = WORD2VEC in strategies and not params.w2v_vector_size  # from the first source
@@ -169,6 +199,7 @@ def validate(params: ExtractParams, model_dirs: Mapping[str, Path]) -> None:
                 raise EmbedforgeError(f"{f}: word-vector file not found (extract.vector_files)")
             if names.count(name) > 1:
                 raise EmbedforgeError(f"extract.vector_files: two files would both be written as {name}")
+    return strategies
 
 
 def extraction_corpus(params: ExtractParams, prepared: PreparedData, language: str) -> Corpus:
@@ -239,9 +270,8 @@ def run_extract(
     log.info("forward passes on %s in %s", where, resolve_precision(params.precision, where))
     shard = current_shard()
     dirs = {k: Path(v) for k, v in model_dirs.items()}
-    validate(params, dirs)
+    strategies = validate(params, dirs)  # the only checks of a stage run
     corpus = extraction_corpus(params, prepared, language)
-    strategies = check_strategies(params.strategies)
     per_source = [s for s in strategies if s in MODEL_STRATEGIES]
     aggregating = "aggregate" in per_source
     counting = params.vocab_from == "corpus"
@@ -252,13 +282,15 @@ def run_extract(
         catalog.root.mkdir(parents=True, exist_ok=True)
     records = []
     for source in params.sources if per_source else []:
+        model = Encoder(dirs[source], device, params.precision)
         resume_dir = None
         if aggregating and checkpoint_root is not None and params.checkpoint_windows:
             inputs = corpus.files if isinstance(corpus, CorpusFiles) else [prepared.split_path(CORPUS_SPLIT)]
-            key = pass_key(params, source, dirs[source], inputs, vocab.words)
+            settings = AggregateSettings.of(params, model, language)
+            key = pass_key(settings, source, dirs[source], inputs, vocab.words)
             resume_dir = start_pass(Path(checkpoint_root), key, shard)
-        matrices = extract_matrices(
-            Encoder(dirs[source], device, params.precision),
+        matrices = _matrices(
+            model,
             vocab.words,
             per_source,
             params,
@@ -270,7 +302,7 @@ def run_extract(
             checkpoint=resume_dir,
         )
         records += [save(m, catalog) for m in matrices if shard.main]
-        del matrices  # free this source's matrices before the next model loads
+        del matrices, model  # free this source's model and matrices before the next model loads
         if resume_dir is not None:
             finish_pass(resume_dir, shard)
     if not shard.main:
@@ -278,14 +310,12 @@ def run_extract(
     if VECTORS in strategies:
         # the subword policy composes from the first source's input table
         composer = Encoder(dirs[params.sources[0]], device) if params.unknown == "subword" else None
-        matrices = extract_matrices(
-            composer, vocab.words, [VECTORS], params, counts=vocab.counts, progress=progress
-        )
+        matrices = _matrices(composer, vocab.words, [VECTORS], params, counts=vocab.counts, progress=progress)
         records += [save(m, catalog) for m in matrices]
     if WORD2VEC in strategies:
         needs_model = not params.w2v_vector_size or params.unknown == "subword"
         encoder = Encoder(dirs[params.sources[0]], device) if needs_model else None
-        matrices = extract_matrices(
+        matrices = _matrices(
             encoder,
             vocab.words,
             [WORD2VEC],
