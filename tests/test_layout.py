@@ -37,6 +37,21 @@ def test_the_deps_tool_check_passes_on_the_committed_dvc_yaml() -> None:
     assert DEPS_TOOL["main"](["--check"]) == 0
 
 
+def test_the_deps_tool_reports_in_one_line_and_rewrites_keeping_the_other_deps_and_comments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
+    stale = tmp_path / "dvc.yaml"
+    text = good.replace("      - src/embedforge/core/curves.py\n", "", 1)  # ceiling's
+    text = text.replace("      - src/embedforge/evaluate/__init__.py\n", "      - src/embedforge/evaluate\n")
+    stale.write_text(text, encoding="utf-8")
+    assert DEPS_TOOL["main"](["--check"], stale) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "+src/embedforge/core/curves.py" in err
+    assert DEPS_TOOL["main"](["--write"], stale) == 0
+    assert stale.read_text(encoding="utf-8") == good
+
+
 def test_the_import_walk_skips_type_only_imports_and_sees_function_bodies(tmp_path: Path) -> None:
     script = tmp_path / "stage.py"
     script.write_text(

@@ -61,11 +61,12 @@ def _import_nodes(
             yield from _import_nodes(ast.iter_child_nodes(node), bodies=bodies, typing_only=typing_only)
 
 
-def _targets(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[Path, bool]]:
-    """(module file, named) for each embedforge module the statement executes; `named` is False for a
-    package passed through on the way, whose functions the statement does not reach."""
+def _targets(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[list[Path], bool]]:
+    """Per dotted name the statement imports, the embedforge module files it executes (packages first,
+    the named module last) and whether all of them are reachable: `import a.b` binds `a`, while a package
+    passed through by `from a.b import c` runs only its module-level code."""
     if isinstance(node, ast.Import):
-        dotted = [(a.name, True) for a in node.names]  # `import a.b` binds `a`: all of it is reachable
+        dotted = [(a.name, True) for a in node.names]
     elif node.module and node.level == 0:
         dotted = [(node.module, False)] + [(f"{node.module}.{a.name}", False) for a in node.names]
     else:
@@ -73,8 +74,8 @@ def _targets(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[Path, bool]]:
     for name, bound in dotted:
         parts = name.split(".")
         files = [f for i in range(1, len(parts) + 1) if (f := module_file(".".join(parts[:i])))]
-        for i, f in enumerate(files):
-            yield f, bound or i == len(files) - 1
+        if files:
+            yield files, bound
 
 
 def imports(path: Path, parents: bool = True) -> set[Path]:
@@ -83,8 +84,8 @@ def imports(path: Path, parents: bool = True) -> set[Path]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[Path] = set()
     for node in _import_nodes(tree.body, bodies=True, typing_only=True):
-        targets = list(_targets(node))
-        found.update(f for f, named in targets if parents or named)
+        for files, _ in _targets(node):
+            found.update(files if parents else files[-1:])
     return found
 
 
@@ -97,11 +98,13 @@ def closure(start: Path) -> set[Path]:
         path, named = todo.pop()
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in _import_nodes(tree.body, bodies=named, typing_only=False):
-            for dep, dep_named in _targets(node):
-                if dep in full or (dep in top and not dep_named):
-                    continue
-                (full if dep_named else top).add(dep)
-                todo.append((dep, dep_named))
+            for files, bound in _targets(node):
+                for i, dep in enumerate(files):
+                    dep_named = bound or i == len(files) - 1
+                    if dep in full or (dep in top and not dep_named):
+                        continue
+                    (full if dep_named else top).add(dep)
+                    todo.append((dep, dep_named))
     return (full | top) - {start}
 
 
@@ -174,24 +177,24 @@ def rewrite(stages: dict[str, Any]) -> None:
                 deps.ca.items[i] = comments[str(dep)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, path: Path = DVC_YAML) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--check", action="store_true", help="exit 1 when dvc.yaml is out of date")
     mode.add_argument("--write", action="store_true", help="rewrite the code deps in dvc.yaml")
     args = parser.parse_args(argv)
     yaml = _yaml()
-    doc = yaml.load(DVC_YAML)
+    doc = yaml.load(path)
     diff = differences(doc["stages"])
     if args.check:
         if diff:
             fix = "run python tools/dvc_deps.py --write"
-            sys.stderr.write(f"dvc.yaml: code deps out of date ({'; '.join(diff)}); {fix}\n")
+            sys.stderr.write(f"{path.name}: code deps out of date ({'; '.join(diff)}); {fix}\n")
             return 1
         return 0
     if diff:
         rewrite(doc["stages"])
-        with DVC_YAML.open("w", encoding="utf-8") as f:
+        with path.open("w", encoding="utf-8") as f:
             yaml.dump(doc, f)
     return 0
 
