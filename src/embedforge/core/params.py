@@ -374,12 +374,9 @@ class EvaluateParams:
     # The set whose dev half (pairs on odd line numbers) picks the recommended matrix; it must be one of
     # similarity_files. null: the language's SELECTION_SETS entry when similarity_files has it, else none.
     selection_set: str | None = None
-    # A peer's scores of the same encoder (bench/peers.py's JSON), shown beside the recommended matrix
-    # when its `source` is model.source (else a one-line note); null: no peer row.
-    peer_file: str | None = None
-    # Each approach's best by the selection rule, from the bench result files (bench/tried.py's JSON), shown
-    # under the issue-10 goals when its `source` is model.source (else a one-line note); null: none.
-    tried_file: str | None = None
+    # A YAML file of targets for one model source (embedforge.evaluate.targets), shown in the report as
+    # met or missed where they apply (that model.source, a benchmark or curve size this run has); null: none.
+    targets: str | None = None
 
 
 @dataclass(frozen=True)

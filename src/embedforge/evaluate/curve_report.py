@@ -3,7 +3,8 @@
 "Should I use this matrix, and from which encoder?": one row per matrix and baseline, one column per
 training size, each cell the mean ± sd test macro-F1 of the best consumer there; the fine-tuned
 transformer is the ceiling (`curves.ceiling`: the `ceiling` stage's fine-tuning on the same subsets, and the
-`finetune` stage's classifier for the full split). Then the goals of issue 11, checked against those numbers.
+`finetune` stage's classifier for the full split). Then the project's targets for the curves, where
+they apply.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from embedforge.core.curves import FULL, RUNS, SD
 from embedforge.core.metrics import ACCURACY, MACRO_F1
 from embedforge.evaluate.curves import CAPPED, CEILING, CURVES
 from embedforge.evaluate.documents import MetricsDoc
+from embedforge.evaluate.targets import Targets, verdict
 
 CURVES_PNG = "curves.png"  # under plots/png/
 CEILING_ROW = "transformer (fine-tuned)"  # the ceiling's row label and `matrix` in plots/curves.csv
 CAPPED_MARK = "†"
 NOT_RUN = "not run (`ceiling.max_size`)"  # a ceiling cell above the sizes the `ceiling` stage ran
 WORD2VEC = "word2vec"  # the strategy of the word2vec baseline
-FROZEN_NETS = ("cnn_frozen", "bilstm_frozen")  # the consumers the goals name
-GOAL_RANDOM, GOAL_W2V, GOAL_SIZE = 0.10, 0.05, 200
 
 Point = tuple[float, float, int]  # mean, sd, runs
 
@@ -129,33 +129,35 @@ def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> li
     return lines
 
 
-def _goals(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
-    """Issue 11's goals against the curve numbers (frozen CNN or BiLSTM, sizes <= 200 per class)."""
+def _targets(classification: MetricsDoc, records: Sequence[MatrixRecord], targets: Targets) -> list[str]:
+    """The project's curve targets at the sizes this run drew: the best extracted matrix's margins over
+    the baselines (best of `curves.consumers`), and each fine-tuned encoder's matrix against the base's."""
     points = curve_points(classification)
     by_name = {r.name: r for r in records}
     extracted = [n for n in points if n in by_name and by_name[n].source]
     w2v = [n for n in points if n in by_name and by_name[n].strategy == WORD2VEC]
     random = [n for n in points if n not in by_name]
-    small = [k for k in size_keys(classification) if k.isdigit() and int(k) <= GOAL_SIZE]
+    sizes = size_keys(classification)
+    goal = targets.curves
+    nets = "/".join(goal.consumers)
     lines = []
 
     def best_of(names: list[str], size: str) -> tuple[str, float] | None:
-        found = [(n, b[1][0]) for n in names if (b := _best(points[n], size, FROZEN_NETS))]
+        found = [(n, b[1][0]) for n in names if (b := _best(points[n], size, goal.consumers))]
         return max(found, key=lambda f: f[1]) if found else None
 
-    for size in small:
+    for size in sizes:
         top = best_of(extracted, size)
-        if top is None:
-            continue
-        for label, names, goal in (("random init", random, GOAL_RANDOM), ("word2vec", w2v, GOAL_W2V)):
+        margins = (("random", random, goal.over_random), ("word2vec", w2v, goal.over_word2vec))
+        for label, names, by_size in margins:
             other = best_of(names, size)
-            if other is None:
+            if top is None or other is None or size not in by_size:
                 continue
             gap = top[1] - other[1]
-            verdict = "met" if gap >= goal else f"missed by {goal - gap:.3f}"
             lines.append(
-                f"- {size} / class, frozen CNN/BiLSTM: best extracted {top[1]:.3f} ({top[0]}) vs {label} "
-                f"{other[1]:.3f}: {gap:+.3f} (goal ≥ +{goal:.2f}: {verdict})."
+                f"- {size} / class, {nets}: best extracted {top[1]:.3f} ({top[0]}) vs {label} "
+                f"{other[1]:.3f}: {gap:+.3f}; the project's target ≥ +{by_size[size]:.2f}, "
+                f"{verdict(gap, by_size[size])}."
             )
     for r in records:
         base = next(
@@ -172,23 +174,25 @@ def _goals(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[
         )
         if base is None or r.name not in points:
             continue
-        for size in size_keys(classification):
+        for size in (s for s in sizes if s in goal.finetuned_ahead):
             tuned, plain = _best(points[r.name], size), _best(points[base.name], size)
             if tuned and plain:
                 gap = tuned[1][0] - plain[1][0]
-                verdict = "met" if gap > 0 else f"missed by {-gap:.3f}"
                 lines.append(
-                    f"- {size} / class: {r.name} {tuned[1][0]:.3f} vs {base.name} "
-                    f"{plain[1][0]:.3f}: {gap:+.3f} "
-                    f"(goal: fine-tuned encoder ahead: {verdict})."
+                    f"- {size} / class: {r.name} {tuned[1][0]:.3f} vs {base.name} {plain[1][0]:.3f}: "
+                    f"{gap:+.3f}; "
+                    f"the project's target: the fine-tuned encoder ahead, {verdict(gap, 0.0, strict=True)}."
                 )
     return lines
 
 
-def curve_section(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
-    """The report's opening: the table, the figure, the goals; nothing when the run drew no curve."""
+def curve_section(
+    classification: MetricsDoc, records: Sequence[MatrixRecord], targets: Targets | None = None
+) -> list[str]:
+    """The report's opening: the table, the figure, the targets; nothing when the run drew no curve."""
     if not curve_points(classification):
         return []
+    met = _targets(classification, records, targets) if targets else []
     runs = max(
         (p[2] for s in curve_points(classification).values() for sz in s.values() for p in sz.values()),
         default=1,
@@ -206,7 +210,7 @@ def curve_section(classification: MetricsDoc, records: Sequence[MatrixRecord]) -
         "",
         f"![learning curves](../plots/png/{CURVES_PNG})",
         "",
-        *(["Goals (issue 11):", "", *goals, ""] if (goals := _goals(classification, records)) else []),
+        *(["The project's targets for this model:", "", *found, ""] if (found := met) else []),
         *_per_series(classification, records),
     ]
 

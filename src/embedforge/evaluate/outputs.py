@@ -16,6 +16,7 @@ from embedforge.evaluate.documents import CLASSIFICATION_FILE, RECOMMENDED_KEY, 
 from embedforge.evaluate.plots import render_plots, write_plot_data
 from embedforge.evaluate.report import render_markdown
 from embedforge.evaluate.results import Results, to_metrics
+from embedforge.evaluate.targets import Targets
 
 HEADLINE_FILE = "headline.json"
 TUTORIAL_MATRIX = "cls_finetuned"  # the tutorial's method, the baseline every other matrix is read against
@@ -87,7 +88,9 @@ def render(
     plots_dir: str | Path,
     records: Sequence[MatrixRecord],
     dvclive_dir: str | Path | None = None,
+    targets: Targets | None = None,
 ) -> None:
-    """report.md, neighbours.md, the by-layer table and the PNGs, from the written files alone."""
-    render_markdown(metrics_dir, records)
+    """report.md, neighbours.md, the by-layer table and the PNGs, from the written files alone (and the
+    project's targets that apply to this run, for the report)."""
+    render_markdown(metrics_dir, records, targets)
     render_plots(metrics_dir, plots_dir, records, dvclive_dir)

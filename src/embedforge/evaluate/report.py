@@ -29,10 +29,9 @@ from embedforge.evaluate.documents import (
     matrix_keys,
     read_docs,
 )
-from embedforge.evaluate.peer import PEER_KEY
 from embedforge.evaluate.probe import VARIANTS
 from embedforge.evaluate.similarity import ROWS_KEY
-from embedforge.evaluate.tried import TRIED_KEY
+from embedforge.evaluate.targets import Targets, verdict
 
 CLS = "cls"  # the strategy compared against all others in the summary
 
@@ -159,8 +158,9 @@ def _ci(doc: MetricsDoc, keys: tuple[str, ...], value: str, signed: bool = False
     return text if low is None or high is None else f"{text} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
-def _recommended(similarity: MetricsDoc) -> list[str]:
-    """The recommended matrix beside the tutorial `cls_finetuned` and any peer vectors, with intervals."""
+def _recommended(similarity: MetricsDoc, targets: Targets | None = None) -> list[str]:
+    """The recommended matrix beside the tutorial `cls_finetuned` and any `vectors_*` matrix, with
+    intervals, and the project's targets that apply."""
     if not similarity.has(SELECTION_KEY):
         return []
     sel = similarity.mapping(SELECTION_KEY)
@@ -189,90 +189,23 @@ def _recommended(similarity: MetricsDoc) -> list[str]:
     if baseline in matrices:
         cells = [_ci(similarity, (SELECTION_KEY, "difference", s), "difference", True) for s in sets]
         lines.append(f"| {best} − {baseline} (paired) | " + " | ".join(cells) + " |")
-    return [*lines, *_peer(similarity, sets), "", *_lexical_goals(similarity, best), ""]
+    return [*lines, "", *_recommended_targets(similarity, best, targets), ""]
 
 
-# Issue 10's goals for the recommended matrix of the default model (m3e-small): Spearman per similarity set,
-# accuracy on the analogy set. Sets the run does not score (another language) are left out.
-LEXICAL_GOALS = {"wordsim240": 0.66, "wordsim297": 0.72, "multisimlex_zh": 0.63, "ca_translated": 0.432}
-LEXICAL_STUDY = "bench/results/lexical_study.md"
-JOINT_LEXICAL = "bench/results/joint_lexical.md"
-X2STATIC = "bench/results/x2static.md"
-GENERAL_CORPUS = "bench/results/general_corpus.md"
-
-
-def _lexical_goals(similarity: MetricsDoc, best: str) -> list[str]:
-    """The recommended matrix against issue 10's goals, each met or missed by how much."""
+def _recommended_targets(similarity: MetricsDoc, best: str, targets: Targets | None) -> list[str]:
+    """The recommended matrix against the project's targets, for the benchmarks this run scored."""
     lines = []
-    for bench, goal in LEXICAL_GOALS.items():
-        metric = "accuracy" if similarity.has(best, bench, "accuracy") else "spearman"
+    for bench, target in (targets.recommended if targets else {}).items():
+        metric = ACCURACY if similarity.has(best, bench, ACCURACY) else "spearman"
         if not similarity.has(best, bench, metric):  # a set this run does not score
             continue
         value = similarity.number(best, bench, metric)
-        if value is None:
-            continue
-        verdict = "met" if value >= goal else f"missed by {goal - value:.3f}"
-        lines.append(f"- {bench} {metric} {value:.3f} (goal ≥ {goal:.3f}: {verdict}).")
-    if not lines:
-        return []
-    return ["Goals (issue 10, the default model):", "", *lines, "", *_tried(similarity, best)]
-
-
-# the tried table's columns: the selection half first, then what it did not see
-TRIED_SETS = ("multisimlex_zh:dev", "multisimlex_zh:held", "multisimlex_zh", "wordsim240", "wordsim297")
-TRIED_ANALOGY = "ca_translated"
-WHAT_WAS_TRIED = 'README, "What was tried for issue 10"'
-
-
-def _tried(similarity: MetricsDoc, best: str) -> list[str]:
-    """Each approach's best by the rule (`evaluate.tried_file`) under this run's recommended matrix, the
-    goals, and why the selection stops there; a note or a pointer when the file is absent or not shown."""
-    tried = similarity.mapping(SELECTION_KEY).get(TRIED_KEY)
-    pointer = (
-        "What was tried to reach them, each approach's best by the same rule, and why it stops: "
-        f"{WHAT_WAS_TRIED}; the figures in `{LEXICAL_STUDY}`, `{JOINT_LEXICAL}`, `{X2STATIC}` and "
-        f"`{GENERAL_CORPUS}`."
-    )
-    if not isinstance(tried, dict) or not isinstance(tried.get("rows"), list):
-        note = f" (`{tried.get('file')}`: {tried.get('note')})" if isinstance(tried, dict) else ""
-        return [pointer + note]
-    sets = [*TRIED_SETS, TRIED_ANALOGY]
-    mine = [similarity.number(SELECTION_KEY, "matrices", best, s, "spearman") for s in TRIED_SETS]
-    mine.append(
-        similarity.number(best, TRIED_ANALOGY, "accuracy") if similarity.has(best, TRIED_ANALOGY) else None
-    )
-    lines = [
-        f"What was tried to reach them: each approach's best by the same rule ({tried.get('rule', 'n/a')}), "
-        f"from the bench result files (`{tried['file']}`, written by `bench/tried.py`; details: "
-        f"{WHAT_WAS_TRIED}).",
-        "",
-        "| approach (its pick; result file) | " + " | ".join(sets) + " |",
-        "|---" * (len(sets) + 1) + "|",
-        f"| **this run's recommended matrix** ({best}) | " + " | ".join(_fmt(v) for v in mine) + " |",
-    ]
-    for row in tried["rows"]:
-        cells = [_fmt(row["scores"][s]) if s in row["scores"] else "–" for s in sets]
-        label = f"{row['approach']} ({row['pick']}; `{row['file']}`)".replace("|", "\\|")  # a table cell
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    goals = [f"{LEXICAL_GOALS[s]:.3f}" if s in LEXICAL_GOALS else "" for s in sets]
-    lines.append("| goal | " + " | ".join(goals) + " |")
-    why = tried.get("why_it_stops")
-    return [*lines, *(["", f"Why it stops here: {why}"] if isinstance(why, str) else [])]
-
-
-def _peer(similarity: MetricsDoc, sets: list[str]) -> list[str]:
-    """The peer's row (its Spearman per set, no intervals: only its scores are in the file), or the note
-    saying why it is not shown."""
-    sel = similarity.mapping(SELECTION_KEY)
-    peer = sel.get(PEER_KEY)
-    if not isinstance(peer, dict):
-        return []
-    label = f"{peer.get('method')} of {peer.get('source')} (`{peer.get('file')}`)"
-    scores = peer.get("scores")
-    if not isinstance(scores, dict):
-        return ["", f"_Peer {label}: {peer.get('note', 'no scores')}._"]
-    cells = [_fmt(scores[s]) if isinstance(scores.get(s), (int, float)) else "–" for s in sets]
-    return [f"| peer: {label} | " + " | ".join(cells) + " |"]
+        if value is not None:
+            lines.append(
+                f"- {bench} {metric} {value:.3f}: the project's target ≥ {target:.3f}, "
+                f"{verdict(value, target)}."
+            )
+    return ["The project's targets for this model:", "", *lines] if lines else []
 
 
 def _classifier(classification: MetricsDoc) -> list[str]:
@@ -345,8 +278,13 @@ def _genuine_rows(similarity: MetricsDoc, names: list[str]) -> list[str]:
     return [*lines, ""]
 
 
-def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Sequence[MatrixRecord]) -> str:
-    """report.md from the two metrics documents and the embeddings index."""
+def build_report(
+    similarity: MetricsDoc,
+    classification: MetricsDoc,
+    records: Sequence[MatrixRecord],
+    targets: Targets | None = None,
+) -> str:
+    """report.md from the two metrics documents, the embeddings index and the targets that apply."""
     names = [r.name for r in records]
     # Probe rows that are not matrices of the index are the random baselines.
     baselines = set(classification.mapping("probe")) - set(names)
@@ -355,7 +293,7 @@ def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Se
         "# Evaluation report",
         "",
         *caps_note(classification),
-        *curve_section(classification, records),
+        *curve_section(classification, records, targets),
         "## Every matrix",
         "",
         "Word similarity: Spearman ρ of cosine against human scores (coverage in brackets when below 100%); "
@@ -365,7 +303,7 @@ def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Se
         *_table(similarity, classification, rows, baselines),
         "",
     ]
-    lines += _recommended(similarity)
+    lines += _recommended(similarity, targets)
     summary = [*_cls_summary(similarity, records), *_probe_summary(classification, rows, baselines)]
     lines += [*summary, ""] if summary else []
     lines += _genuine_rows(similarity, names)
@@ -391,10 +329,12 @@ def build_neighbours(neighbours: MetricsDoc, records: Sequence[MatrixRecord]) ->
     return "\n".join(lines)
 
 
-def report_from_files(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> str:
+def report_from_files(
+    metrics_dir: str | Path, records: Sequence[MatrixRecord], targets: Targets | None = None
+) -> str:
     """report.md rebuilt from a metrics folder (for example of an older commit) and its matrices' records."""
     similarity, classification = read_docs(metrics_dir, SIMILARITY_FILE, CLASSIFICATION_FILE)
-    return build_report(similarity, classification, records)
+    return build_report(similarity, classification, records, targets)
 
 
 def neighbours_from_files(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> str:
@@ -403,8 +343,10 @@ def neighbours_from_files(metrics_dir: str | Path, records: Sequence[MatrixRecor
     return build_neighbours(neighbours, records)
 
 
-def render_markdown(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> None:
+def render_markdown(
+    metrics_dir: str | Path, records: Sequence[MatrixRecord], targets: Targets | None = None
+) -> None:
     """Write report.md and neighbours.md beside the metrics files they are rendered from."""
     metrics_dir = Path(metrics_dir)
-    write_text(metrics_dir / REPORT_FILE, report_from_files(metrics_dir, records))
+    write_text(metrics_dir / REPORT_FILE, report_from_files(metrics_dir, records, targets))
     write_text(metrics_dir / NEIGHBOURS_MARKDOWN, neighbours_from_files(metrics_dir, records))

@@ -22,7 +22,6 @@ from embedforge.core.catalog import MatrixRecord
 from embedforge.core.params import EvaluateParams
 from embedforge.evaluate.documents import RECOMMENDED_KEY, SELECTION_KEY
 from embedforge.evaluate.outputs import TUTORIAL_MATRIX
-from embedforge.evaluate.peer import PEER_KEY
 from embedforge.evaluate.results import MatrixScores
 from embedforge.evaluate.similarity import MIN_PAIRS, SimilarityResult
 
@@ -148,11 +147,8 @@ def recommend(
     scores: dict[str, MatrixScores],
     records: Sequence[MatrixRecord],
     analogy: Sequence[str] = (),
-    peer: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """The `recommended` and `selection` keys of metrics/similarity.json (None without a selection set).
-
-    `peer` (`evaluate.peer.read_peer`) is carried as `selection.peer`, for the report's peer row."""
+    """The `recommended` and `selection` keys of metrics/similarity.json (None without a selection set)."""
     if p.selection_set is None:
         return None
     chosen = benchmark_name(p.selection_set)
@@ -194,6 +190,4 @@ def recommend(
         selection["difference"] = {
             s: difference(by[best], by[TUTORIAL_MATRIX], p.seed) for s, by in sets.items()
         }
-    if peer is not None:
-        selection[PEER_KEY] = peer
     return {RECOMMENDED_KEY: best, SELECTION_KEY: selection}
