@@ -8,9 +8,8 @@ from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.core.stage import run_stage
 from embedforge.evaluate import evaluate_all, render, write_results
-from embedforge.evaluate.curves import CEILING_FILE
-from embedforge.evaluate.documents import MetricsDoc
-from embedforge.evaluate.targets import for_source
+from embedforge.evaluate.files import CEILING_FILE, MetricsDoc
+from embedforge.evaluate.render.targets import for_source
 
 CATALOG = Catalog(Path("embeddings"))
 FINETUNED = "models/finetuned"

@@ -18,10 +18,9 @@ from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate import evaluate_all, render, to_metrics, write_results
-from embedforge.evaluate.caps import CAPS
-from embedforge.evaluate.curve_report import curve_section
 from embedforge.evaluate.curves import checked_ceiling
-from embedforge.evaluate.documents import (
+from embedforge.evaluate.files import (
+    CAPS,
     CLASSIFICATION_FILE,
     NEIGHBOURS_FILE,
     SIMILARITY_FILE,
@@ -29,7 +28,8 @@ from embedforge.evaluate.documents import (
     matrix_keys,
 )
 from embedforge.evaluate.outputs import headline
-from embedforge.evaluate.report import (
+from embedforge.evaluate.render.curves import curve_section
+from embedforge.evaluate.render.report import (
     build_neighbours,
     build_report,
     neighbours_from_files,

@@ -374,7 +374,7 @@ class EvaluateParams:
     # The set whose dev half (pairs on odd line numbers) picks the recommended matrix; it must be one of
     # similarity_files. null: the language's SELECTION_SETS entry when similarity_files has it, else none.
     selection_set: str | None = None
-    # A YAML file of targets for one model source (embedforge.evaluate.targets), shown in the report as
+    # A YAML file of targets for one model source (embedforge.evaluate.render.targets), shown in the report as
     # met or missed where they apply (that model.source, a benchmark or curve size this run has); null: none.
     targets: str | None = None
 

@@ -16,10 +16,10 @@ from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
-from embedforge.evaluate.caps import SPLITS, RowCaps
+from embedforge.evaluate.caps import RowCaps
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.curves import CurveRunner
-from embedforge.evaluate.documents import MetricsDoc
+from embedforge.evaluate.files import SPLITS, MetricsDoc
 from embedforge.evaluate.probe import (
     ProbeConfig,
     ProbeData,

@@ -11,43 +11,53 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from embedforge.core.catalog import MatrixRecord
+from embedforge.core.catalog import MatrixRecord, Strategy
 from embedforge.core.files import write_text
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.evaluate.caps import caps_note
-from embedforge.evaluate.classification import CONFUSION, LABELS
-from embedforge.evaluate.curve_report import curve_section
-from embedforge.evaluate.documents import (
+from embedforge.evaluate.files import (
+    CAPS,
     CLASSIFICATION_FILE,
+    CONFUSION,
+    FINETUNED_KEY,
+    LABELS,
+    MATRICES,
     NEIGHBOURS_FILE,
     NEIGHBOURS_MARKDOWN,
+    PROBE_KEY,
     RECOMMENDED_KEY,
     REPORT_FILE,
+    ROWS_KEY,
     SELECTION_KEY,
     SIMILARITY_FILE,
+    VARIANTS,
     MetricsDoc,
     matrix_keys,
     read_docs,
 )
-from embedforge.evaluate.probe import VARIANTS
-from embedforge.evaluate.similarity import ROWS_KEY
-from embedforge.evaluate.targets import Targets, verdict
-
-CLS = "cls"  # the strategy compared against all others in the summary
+from embedforge.evaluate.render.curves import curve_section
+from embedforge.evaluate.render.markdown import number as _fmt
+from embedforge.evaluate.render.markdown import table
+from embedforge.evaluate.render.targets import Targets, verdict
 
 Cell = tuple[float | None, float | None, bool]  # value, coverage, present in the file
 
 
-def _fmt(value: float | None, best: bool = False, coverage: float | None = 1.0, present: bool = True) -> str:
-    """A table cell: 3 decimals, bold when best, coverage appended when not complete."""
-    if not present:
-        return "n/a"
-    text = "–" if value is None else f"{value:.3f}"
-    if best and value is not None:
-        text = f"**{text}**"
-    if coverage is not None and coverage < 0.995:
-        text += f" ({coverage:.0%})"
-    return text
+def caps_note(classification: MetricsDoc) -> list[str]:
+    """The report's warning when the probes and curves ran on samples; nothing for whole splits."""
+    if not classification.has(CAPS):
+        return []
+
+    def used(split: str) -> str:
+        rows, total = (classification.number(CAPS, f"{split}_rows{x}") for x in ("", "_total"))
+        return f"{rows or 0:.0f} of {total or 0:.0f}"
+
+    return [
+        "**Capped run** (`evaluate.max_train_rows` / `max_test_rows`): every probe and learning curve "
+        f"trained on {used('train')} training texts and was scored on {used('test')} test texts (seeded, "
+        "stratified samples, the same for every matrix); the fine-tuned classifier was scored on the whole "
+        "test split. Compare these numbers only with runs capped the same way.",
+        "",
+    ]
 
 
 def _benchmarks(similarity: MetricsDoc, metric: str) -> list[str]:
@@ -84,7 +94,7 @@ def _table(
             for b in _benchmarks(similarity, metric)
         ),
         *(
-            (f"probe {v}", lambda r, v=v: _cell(classification, ("probe", r, v), ACCURACY, False))
+            (f"probe {v}", lambda r, v=v: _cell(classification, (PROBE_KEY, r, v), ACCURACY, False))
             for v in VARIANTS
         ),
     ]
@@ -93,17 +103,17 @@ def _table(
         max((c[0] for c in col if c is not None and c[0] is not None), default=None)
         for col in zip(*grid, strict=True)
     ]
-    lines = ["| matrix | " + " | ".join(t for t, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    body = []
     for row, cells in zip(rows, grid, strict=True):
-        out = []
+        out = [row]
         for cell, top in zip(cells, best, strict=True):
             if cell is None:
                 out.append("")
                 continue
             value, coverage, present = cell
             out.append(_fmt(value, value is not None and value == top, coverage, present))
-        lines.append(f"| {row} | " + " | ".join(out) + " |")
-    return lines
+        body.append(out)
+    return table(["matrix", *(t for t, _ in columns)], body)
 
 
 def _best(similarity: MetricsDoc, rows: list[str], bench: str) -> tuple[str, float] | None:
@@ -116,8 +126,8 @@ def _best(similarity: MetricsDoc, rows: list[str], bench: str) -> tuple[str, flo
 def _cls_summary(similarity: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
     """One line per similarity set: the best `cls` matrix against the best of the other strategies."""
     lines = []
-    cls_rows = [r.name for r in records if r.strategy == CLS and r.name in similarity.data]
-    other_rows = [r.name for r in records if r.strategy != CLS and r.name in similarity.data]
+    cls_rows = [r.name for r in records if r.strategy == Strategy.CLS and r.name in similarity.data]
+    other_rows = [r.name for r in records if r.strategy != Strategy.CLS and r.name in similarity.data]
     for bench in _benchmarks(similarity, "spearman"):
         cls, other = _best(similarity, cls_rows, bench), _best(similarity, other_rows, bench)
         if cls and other:
@@ -134,7 +144,9 @@ def _probe_summary(classification: MetricsDoc, rows: list[str], baselines: set[s
     lines = []
     for variant in VARIANTS:
         keys = [
-            ("probe", r, variant, ACCURACY) for r in rows if classification.has("probe", r, variant, ACCURACY)
+            (PROBE_KEY, r, variant, ACCURACY)
+            for r in rows
+            if classification.has(PROBE_KEY, r, variant, ACCURACY)
         ]
         acc = {k[1]: classification.number(*k) for k in keys}
         pretrained = {r: a for r, a in acc.items() if a is not None and r not in baselines}
@@ -165,12 +177,12 @@ def _recommended(similarity: MetricsDoc, targets: Targets | None = None) -> list
         return []
     sel = similarity.mapping(SELECTION_KEY)
     best = similarity.data.get(RECOMMENDED_KEY)
-    matrices = similarity.mapping(SELECTION_KEY, "matrices")
+    matrices = similarity.mapping(SELECTION_KEY, MATRICES)
     if not isinstance(best, str) or best not in matrices:
         return []
     baseline = sel.get("baseline")
     rows = [best, *([baseline] if baseline in matrices else []), *sorted(set(matrices) - {best, baseline})]
-    sets = sorted(similarity.mapping(SELECTION_KEY, "matrices", best))  # the file's order: sorted keys
+    sets = sorted(similarity.mapping(SELECTION_KEY, MATRICES, best))  # the file's order: sorted keys
     seen, held = (", ".join(sel.get(k) or []) for k in ("seen", "held_out"))
     lines = [
         "## Recommended matrix",
@@ -180,15 +192,15 @@ def _recommended(similarity: MetricsDoc, targets: Targets | None = None) -> list
         f"ρ with a {sel.get('confidence', 0.95):.0%} percentile bootstrap interval over pairs "
         f"({sel.get('resamples')} resamples); `<set>:dev` / `<set>:held` are the selection set's halves.",
         "",
-        "| matrix | " + " | ".join(sets) + " |",
-        "|---" * (len(sets) + 1) + "|",
     ]
-    for name in rows:
-        cells = [_ci(similarity, (SELECTION_KEY, "matrices", name, s), "spearman") for s in sets]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    body = [
+        [name, *(_ci(similarity, (SELECTION_KEY, MATRICES, name, s), "spearman") for s in sets)]
+        for name in rows
+    ]
     if baseline in matrices:
         cells = [_ci(similarity, (SELECTION_KEY, "difference", s), "difference", True) for s in sets]
-        lines.append(f"| {best} − {baseline} (paired) | " + " | ".join(cells) + " |")
+        body.append([f"{best} − {baseline} (paired)", *cells])
+    lines += table(["matrix", *sets], body)
     return [*lines, "", *_recommended_targets(similarity, best, targets), ""]
 
 
@@ -210,38 +222,31 @@ def _recommended_targets(similarity: MetricsDoc, best: str, targets: Targets | N
 
 def _classifier(classification: MetricsDoc) -> list[str]:
     """The fine-tuned classifier's test scores, per-class table and confusion matrix."""
-    if not classification.mapping("finetuned"):
+    if not classification.mapping(FINETUNED_KEY):
         return []
-    acc, f1 = (classification.number("finetuned", k) for k in (ACCURACY, MACRO_F1))
+    acc, f1 = (classification.number(FINETUNED_KEY, k) for k in (ACCURACY, MACRO_F1))
+    per_class = classification.mapping(FINETUNED_KEY, "per_class")
+    names = classification.strings(FINETUNED_KEY, LABELS) or sorted(per_class)
+    rows = []
+    for name in names:
+        keys = (FINETUNED_KEY, "per_class", name)
+        vals = [_fmt(classification.number(*keys, k)) for k in ("precision", "recall", "f1")]
+        support = classification.number(*keys, "support")
+        rows.append([name, *vals, "n/a" if support is None else int(support)])
     lines = [
         "## Fine-tuned classifier (test split)",
         "",
         f"accuracy {_fmt(acc)}, macro-F1 {_fmt(f1)}",
         "",
-        "| class | precision | recall | F1 | support |",
-        "|---|---|---|---|---|",
+        *table(["class", "precision", "recall", "F1", "support"], rows),
     ]
-    per_class = classification.mapping("finetuned", "per_class")
-    names = classification.strings("finetuned", LABELS) or sorted(per_class)
-    for name in names:
-        vals = [
-            _fmt(classification.number("finetuned", "per_class", name, k))
-            for k in ("precision", "recall", "f1")
-        ]
-        support = classification.number("finetuned", "per_class", name, "support")
-        lines.append(f"| {name} | " + " | ".join(vals) + f" | {'n/a' if support is None else int(support)} |")
-    confusion = classification.counts("finetuned", CONFUSION)
+    confusion = classification.counts(FINETUNED_KEY, CONFUSION)
     if confusion is not None:
         lines += [
             "",
             "Confusion matrix (rows: true class, columns: predicted):",
             "",
-            "| | " + " | ".join(names) + " |",
-            "|---" * (len(names) + 1) + "|",
-            *(
-                f"| {n} | " + " | ".join(str(x) for x in row) + " |"
-                for n, row in zip(names, confusion, strict=True)
-            ),
+            *table(["", *names], [[n, *row] for n, row in zip(names, confusion, strict=True)]),
         ]
     return lines
 
@@ -262,9 +267,8 @@ def _genuine_rows(similarity: MetricsDoc, names: list[str]) -> list[str]:
         "rows (the coverage above counts fallback rows too: an `aggregate` word without corpus contexts gets "
         "its `decontext` vector, a `vectors` word missing from the file a stand-in).",
         "",
-        "| matrix | rows | genuine | fallback | " + " | ".join(f"{b} genuine" for b in benches) + " |",
-        "|---" * (len(benches) + 4) + "|",
     ]
+    rows: list[list[object]] = []
     for name in counted:
         total, genuine = (int(similarity.number(name, ROWS_KEY, k) or 0) for k in ("total", "genuine"))
         shares = [
@@ -274,8 +278,12 @@ def _genuine_rows(similarity: MetricsDoc, names: list[str]) -> list[str]:
             for b in benches
         ]
         cells = ["" if x is None else f"{x:.0%}" for x in shares]
-        lines.append(f"| {name} | {total} | {genuine} | {total - genuine} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+        rows.append([name, total, genuine, total - genuine, *cells])
+    return [
+        *lines,
+        *table(["matrix", "rows", "genuine", "fallback", *(f"{b} genuine" for b in benches)], rows),
+        "",
+    ]
 
 
 def build_report(
@@ -287,7 +295,7 @@ def build_report(
     """report.md from the two metrics documents, the embeddings index and the targets that apply."""
     names = [r.name for r in records]
     # Probe rows that are not matrices of the index are the random baselines.
-    baselines = set(classification.mapping("probe")) - set(names)
+    baselines = set(classification.mapping(PROBE_KEY)) - set(names)
     rows = [*names, *sorted(baselines)]
     lines = [
         "# Evaluation report",
@@ -317,15 +325,15 @@ def build_report(
 
 def build_neighbours(neighbours: MetricsDoc, records: Sequence[MatrixRecord]) -> str:
     """neighbours.md: one section per probe word, one row per matrix."""
-    matrices = neighbours.mapping("matrices")
+    matrices = neighbours.mapping(MATRICES)
     lines = ["# Nearest neighbours (cosine)", ""]
     for word in neighbours.strings("words") or []:
-        lines += [f"## {word}", "", "| matrix | neighbours |", "|---|---|"]
+        rows = []
         for record in records:
             found = matrices.get(record.name, {}).get(word)
             text = "(not in the vocabulary)" if found is None else ", ".join(f"{w} {s:.2f}" for w, s in found)
-            lines.append(f"| {record.name} | {text} |")
-        lines.append("")
+            rows.append([record.name, text])
+        lines += [f"## {word}", "", *table(["matrix", "neighbours"], rows), ""]
     return "\n".join(lines)
 
 
