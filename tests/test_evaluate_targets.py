@@ -73,12 +73,9 @@ def test_a_bad_targets_file_is_a_one_line_error_naming_file_and_key(
 
 def _similarity() -> MetricsDoc:
     best = {"wordsim240": {"spearman": 0.7}, "multisimlex_zh": {"spearman": 0.6}, "ca": {"accuracy": 0.4}}
+    shown = {"wordsim240": {"spearman": 0.7}, "multisimlex_zh": {}}
     return MetricsDoc.of(
-        {
-            "best": best,
-            "recommended": "best",
-            "selection": {"matrices": {"best": {"wordsim240": {"spearman": 0.7}}}},
-        },
+        {"best": best, "recommended": "best", "selection": {"matrices": {"best": shown}}},
         SIMILARITY_FILE,
     )
 
@@ -89,9 +86,10 @@ def test_report_states_the_recommended_targets_that_apply_met_or_missed_by_how_m
     )
     classification = MetricsDoc.of({"probe": {}}, CLASSIFICATION_FILE)
     report = build_report(_similarity(), classification, [], targets)
-    assert "- wordsim240 spearman 0.700: the project's target ≥ 0.660, met." in report
-    assert "- multisimlex_zh spearman 0.600: the project's target ≥ 0.630, missed by 0.030." in report
-    assert "- ca accuracy 0.400: the project's target ≥ 0.432, missed by 0.032." in report
+    assert "| benchmark | best (recommended) | the project's target |" in report
+    assert "| wordsim240 ρ | 0.700 | ≥ 0.660: met |" in report
+    assert "| multisimlex_zh ρ | – | ≥ 0.630: missed by 0.030 |" in report  # no interval in the record
+    assert "| ca acc | 0.400 | ≥ 0.432: missed by 0.032 |" in report
     assert "wordsim297" not in report  # a set the run lacks is left out
     assert "target" not in build_report(_similarity(), classification, [])  # no targets: no line
     other = Targets("t.yaml", SOURCE, {"simlex999": 0.5})  # e.g. an English run: nothing applies

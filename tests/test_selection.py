@@ -149,10 +149,16 @@ def test_files_report_and_load_embedding_carry_the_recommended_matrix(world: dic
 
     classification = MetricsDoc.of({"probe": {}}, "classification.json")
     report = build_report(doc, classification, world["records"])
-    assert "## Recommended matrix" in report and "**decontext_dev**" in report
-    assert "Selection saw: sel:dev; held out: sel:held, other, an_analogy" in report
-    assert "| decontext_dev − cls_finetuned (paired) |" in report and "| vectors_peer |" in report
-    assert "| selection |" not in report and "dev ρ" not in report  # the record is no matrix nor set
+    assert report.startswith("# Evaluation report\n\n## Which matrix to use\n\n**decontext_dev** (120 words")
+    assert "The rule saw sel:dev; held out: sel:held, other, an_analogy." in report
+    header = "| benchmark | decontext_dev (recommended) | cls_finetuned (tutorial) | difference (paired) |"
+    assert f"{header} vectors_peer |" in report  # no target applies: no target column
+    sel = world["doc"]["selection"]
+    best, diff = sel["matrices"]["decontext_dev"]["sel:dev"], sel["difference"]["sel:dev"]
+    row = next(line for line in report.splitlines() if line.startswith("| sel:dev ρ |"))
+    assert row.split(" | ")[1] == f"{best['spearman']:.3f} [{best['low']:.3f}, {best['high']:.3f}]"
+    assert row.split(" | ")[3].startswith(f"{diff['difference']:+.3f} [")
+    assert "| selection |" not in report and "| dev ρ |" not in report  # the record is no matrix nor set
     assert not doc.missing
 
     documents = {

@@ -199,7 +199,8 @@ def _targets(classification: MetricsDoc, records: Sequence[MatrixRecord], target
 def curve_section(
     classification: MetricsDoc, records: Sequence[MatrixRecord], targets: Targets | None = None
 ) -> list[str]:
-    """The report's opening: the table, the figure, the targets; nothing when the run drew no curve."""
+    """What a matrix buys a small model: the table with the transformer ceiling, the figure, the
+    project's curve targets that apply; nothing when the run drew no curve."""
     if not curve_points(classification):
         return []
     met = _targets(classification, records, targets) if targets else []
@@ -208,21 +209,25 @@ def curve_section(
         default=1,
     )
     return [
-        "## Should I use this matrix, and from which encoder?",
-        "",
         f"Test macro-F1 (mean ± sd over up to {runs} nested, stratified training draws) of a small model "
-        "trained on top of each matrix with a given number of training texts per class; each cell shows the "
-        "best consumer there (in brackets; the tables per consumer are below). The ceiling is the "
-        "transformer itself, fine-tuned on the same training texts (the `ceiling` stage: the base encoder, "
-        "the same draws; at the full split, the `finetune` stage's classifier).",
+        "trained on top of each matrix with a given number of training texts per class, against a random "
+        "matrix and word2vec trained on the same texts; each cell shows the best consumer there (in "
+        "brackets). The ceiling is the transformer itself, fine-tuned on the same training texts (the "
+        "`ceiling` stage: the base encoder, the same draws; at the full split, the `finetune` stage's "
+        "classifier).",
         "",
         *_headline(classification, records),
         "",
         f"![learning curves](../plots/{PNG_DIR}/{CURVES_PNG})",
         "",
         *(["The project's targets for this model:", "", *found, ""] if (found := met) else []),
-        *_per_series(classification, records),
     ]
+
+
+def curve_details(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
+    """The learning curve of every consumer, one table each; nothing when the run drew no curve."""
+    lines = _per_series(classification, records)
+    return ["## Learning curves per consumer", "", *lines] if lines else []
 
 
 def _per_series(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:

@@ -34,7 +34,7 @@ from embedforge.evaluate.files import (
     matrix_keys,
     read_docs,
 )
-from embedforge.evaluate.render.curves import curve_section
+from embedforge.evaluate.render.curves import curve_details, curve_section
 from embedforge.evaluate.render.markdown import number as _fmt
 from embedforge.evaluate.render.markdown import table
 from embedforge.evaluate.render.targets import Targets, verdict
@@ -170,10 +170,19 @@ def _ci(doc: MetricsDoc, keys: tuple[str, ...], value: str, signed: bool = False
     return text if low is None or high is None else f"{text} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
-def _recommended(similarity: MetricsDoc, targets: Targets | None = None) -> list[str]:
-    """The recommended matrix beside the tutorial `cls_finetuned` and any `vectors_*` matrix, with
-    intervals, and the project's targets that apply."""
-    if not similarity.has(SELECTION_KEY):
+def _target_cell(value: float | None, target: float | None) -> str:
+    """`≥ 0.660: missed by 0.027`, `≥ 0.432: met`, or empty where no target applies."""
+    if target is None or value is None:
+        return ""
+    return f"≥ {target:.3f}: {verdict(value, target)}"
+
+
+def _which_matrix(
+    similarity: MetricsDoc, records: Sequence[MatrixRecord], targets: Targets | None = None
+) -> list[str]:
+    """The report's answer: the recommended matrix, the rule that picked it and what it saw, and its
+    scores beside the tutorial's matrix with intervals (and the project's targets where they apply)."""
+    if not similarity.has(SELECTION_KEY):  # no selection set: no recommendation
         return []
     sel = similarity.mapping(SELECTION_KEY)
     best = similarity.data.get(RECOMMENDED_KEY)
@@ -181,43 +190,85 @@ def _recommended(similarity: MetricsDoc, targets: Targets | None = None) -> list
     if not isinstance(best, str) or best not in matrices:
         return []
     baseline = sel.get("baseline")
-    rows = [best, *([baseline] if baseline in matrices else []), *sorted(set(matrices) - {best, baseline})]
+    others = [*([baseline] if baseline in matrices else []), *sorted(set(matrices) - {best, baseline})]
     sets = sorted(similarity.mapping(SELECTION_KEY, MATRICES, best))  # the file's order: sorted keys
     seen, held = (", ".join(sel.get(k) or []) for k in ("seen", "held_out"))
-    lines = [
-        "## Recommended matrix",
+    record = next((r for r in records if r.name == best), None)
+    size = (
+        f" ({record.words} words × {record.dim} dimensions, {record.words * record.dim * 4 / 2**20:.1f} MB "
+        "as float32)"
+        if record and record.words and record.dim
+        else ""
+    )
+    goal = targets.recommended if targets else {}
+    rows = []
+    for s in sets:
+        cells = [_ci(similarity, (SELECTION_KEY, MATRICES, name, s), "spearman") for name in [best, *others]]
+        if baseline in matrices:
+            cells.insert(2, _ci(similarity, (SELECTION_KEY, "difference", s), "difference", True))
+        value = similarity.number(best, s, "spearman") if similarity.has(best, s, "spearman") else None
+        rows.append([f"{s} ρ", *cells, _target_cell(value, goal.get(s))])
+    for bench in _benchmarks(similarity, ACCURACY):  # the analogy sets: accuracy, no interval
+        values = [
+            similarity.number(name, bench, ACCURACY) if similarity.has(name, bench, ACCURACY) else None
+            for name in [best, *others]
+        ]
+        cells = [_fmt(v) for v in values]
+        if baseline in matrices:
+            mine, tutorial = values[0], values[1]
+            cells.insert(2, "–" if mine is None or tutorial is None else f"{mine - tutorial:+.3f}")
+        rows.append([f"{bench} acc", *cells, _target_cell(values[0], goal.get(bench))])
+    headers = [
+        "benchmark",
+        f"{best} (recommended)",
+        *([f"{baseline} (tutorial)", "difference (paired)"] if baseline in matrices else []),
+        *[o for o in others if o != baseline],
+        "the project's target",
+    ]
+    if not any(row[-1] for row in rows):  # no target applies to this run: no column
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    return [
+        "## Which matrix to use",
         "",
-        f"**{best}**, chosen by the rule: {sel.get('rule', 'n/a')} (`{sel.get('set')}`, "
-        f"{sel.get('half', '')}). Selection saw: {seen}; held out: {held}. "
-        f"ρ with a {sel.get('confidence', 0.95):.0%} percentile bootstrap interval over pairs "
-        f"({sel.get('resamples')} resamples); `<set>:dev` / `<set>:held` are the selection set's halves.",
+        f'**{best}**{size}: `load_embedding("embeddings/{best}")`. It was picked by a rule stated in '
+        f"advance: {sel.get('rule', 'n/a')}, on `{sel.get('set')}` ({sel.get('half', '')}). "
+        f"The rule saw {seen}; held out: {held}.",
+        "",
+        f"Spearman ρ with a {sel.get('confidence', 0.95):.0%} percentile bootstrap interval over pairs "
+        f"({sel.get('resamples')} resamples); the difference is paired, over the pairs both matrices cover; "
+        "`<set>:dev` / `<set>:held` are the selection set's halves; analogy sets: 3CosAdd accuracy.",
+        "",
+        *table(headers, rows),
         "",
     ]
-    body = [
-        [name, *(_ci(similarity, (SELECTION_KEY, MATRICES, name, s), "spearman") for s in sets)]
-        for name in rows
-    ]
-    if baseline in matrices:
-        cells = [_ci(similarity, (SELECTION_KEY, "difference", s), "difference", True) for s in sets]
-        body.append([f"{best} − {baseline} (paired)", *cells])
-    lines += table(["matrix", *sets], body)
-    return [*lines, "", *_recommended_targets(similarity, best, targets), ""]
 
 
-def _recommended_targets(similarity: MetricsDoc, best: str, targets: Targets | None) -> list[str]:
-    """The recommended matrix against the project's targets, for the benchmarks this run scored."""
-    lines = []
-    for bench, target in (targets.recommended if targets else {}).items():
-        metric = ACCURACY if similarity.has(best, bench, ACCURACY) else "spearman"
-        if not similarity.has(best, bench, metric):  # a set this run does not score
-            continue
-        value = similarity.number(best, bench, metric)
-        if value is not None:
-            lines.append(
-                f"- {bench} {metric} {value:.3f}: the project's target ≥ {target:.3f}, "
-                f"{verdict(value, target)}."
-            )
-    return ["The project's targets for this model:", "", *lines] if lines else []
+def _what_it_buys(
+    classification: MetricsDoc, records: Sequence[MatrixRecord], targets: Targets | None
+) -> list[str]:
+    """What a matrix buys a small model (the learning curves against the baselines and the transformer
+    ceiling), and the fine-tuned classifier beside it."""
+    curves = curve_section(classification, records, targets)
+    if not curves:
+        curves = [
+            "No learning curves in this run (`evaluate.curve_matrices` selects no matrix); the probe "
+            "columns under *Every matrix* compare each matrix with a random one of the same shape.",
+            "",
+        ]
+    acc, f1 = (
+        classification.number(FINETUNED_KEY, k) if classification.has(FINETUNED_KEY, k) else None
+        for k in (ACCURACY, MACRO_F1)
+    )
+    classifier = (
+        [
+            f"Beside it, the fine-tuned classifier itself (the transformer, no word matrix) scores macro-F1 "
+            f"{_fmt(f1)}, accuracy {_fmt(acc)} on the whole test split.",
+            "",
+        ]
+        if f1 is not None
+        else []
+    )
+    return ["## What it buys a small model", "", *curves, *classifier]
 
 
 def _classifier(classification: MetricsDoc) -> list[str]:
@@ -301,7 +352,9 @@ def build_report(
         "# Evaluation report",
         "",
         *caps_note(classification),
-        *curve_section(classification, records, targets),
+        *_which_matrix(similarity, records, targets),
+        *_what_it_buys(classification, records, targets),
+        *curve_details(classification, records),
         "## Every matrix",
         "",
         "Word similarity: Spearman ρ of cosine against human scores (coverage in brackets when below 100%); "
@@ -311,7 +364,6 @@ def build_report(
         *_table(similarity, classification, rows, baselines),
         "",
     ]
-    lines += _recommended(similarity, targets)
     summary = [*_cls_summary(similarity, records), *_probe_summary(classification, rows, baselines)]
     lines += [*summary, ""] if summary else []
     lines += _genuine_rows(similarity, names)
