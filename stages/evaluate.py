@@ -8,8 +8,8 @@ from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.core.stage import run_stage
 from embedforge.evaluate import evaluate_all, render, write_results
-from embedforge.evaluate.curves import CEILING_FILE
-from embedforge.evaluate.documents import MetricsDoc
+from embedforge.evaluate.files import CEILING_FILE, MetricsDoc
+from embedforge.evaluate.render.targets import for_source
 
 CATALOG = Catalog(Path("embeddings"))
 FINETUNED = "models/finetuned"
@@ -23,11 +23,12 @@ PLOTS = "plots"
 def main() -> None:
     everything = load_params()
     params = everything.evaluate
+    targets = for_source(params.targets, everything.model.source)  # first: a bad file fails fast
     ceiling = MetricsDoc.read(CEILING) if CEILING.is_file() else None
-    results = evaluate_all(params, CATALOG, FINETUNED, PREPARED, everything.model.source, ceiling)
+    results = evaluate_all(params, CATALOG, FINETUNED, PREPARED, ceiling)
     write_results(results, METRICS, PLOTS)  # the data first: metrics/*.json, plot tables
     # then what is rendered from those files; training curves only when finetune left its DVCLive folder
-    render(METRICS, PLOTS, CATALOG.records(), DVCLIVE if DVCLIVE.is_dir() else None)
+    render(METRICS, PLOTS, CATALOG.records(), DVCLIVE if DVCLIVE.is_dir() else None, targets)
     print(
         f"evaluate: {len(results.records)} matrices; fine-tuned accuracy "
         f"{results.classifier.metrics()[ACCURACY]:.3f} -> {METRICS}/report.md"

@@ -10,8 +10,8 @@ import pytest
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import parse_params
 from embedforge.evaluate.caps import RowCaps, stratified_rows
-from embedforge.evaluate.documents import CLASSIFICATION_FILE, SIMILARITY_FILE, MetricsDoc
-from embedforge.evaluate.report import build_report
+from embedforge.evaluate.files import CLASSIFICATION_FILE, SIMILARITY_FILE, MetricsDoc
+from embedforge.evaluate.render.report import build_report
 
 
 def test_a_cap_is_a_seeded_stratified_sample_of_exactly_that_many_rows() -> None:

@@ -218,7 +218,7 @@ def test_chinese_labels_render_with_the_bundled_font_and_no_glyph_warning(tmp_pa
 
     import matplotlib.pyplot as plt
 
-    from embedforge.evaluate.plots import CJK_FONT, confusion_png
+    from embedforge.evaluate.render.plots import CJK_FONT, confusion_png
 
     assert CJK_FONT.is_file() and (CJK_FONT.parent / "OFL.txt").is_file()
     names = ["书籍", "平板", "手机", "洗发水", "热水器"]  # online_shopping_10_cats classes

@@ -18,10 +18,9 @@ from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate import evaluate_all, render, to_metrics, write_results
-from embedforge.evaluate.caps import CAPS
-from embedforge.evaluate.curve_report import curve_section
 from embedforge.evaluate.curves import checked_ceiling
-from embedforge.evaluate.documents import (
+from embedforge.evaluate.files import (
+    CAPS,
     CLASSIFICATION_FILE,
     NEIGHBOURS_FILE,
     SIMILARITY_FILE,
@@ -29,7 +28,8 @@ from embedforge.evaluate.documents import (
     matrix_keys,
 )
 from embedforge.evaluate.outputs import headline
-from embedforge.evaluate.report import (
+from embedforge.evaluate.render.curves import curve_section
+from embedforge.evaluate.render.report import (
     build_neighbours,
     build_report,
     neighbours_from_files,
@@ -368,9 +368,21 @@ def test_stage_prints_one_line_and_writes_nothing_on_a_bad_benchmark(
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
 
 
-def test_report_opens_with_the_learning_curve_table_and_figure(written: dict) -> None:
+def test_report_opens_with_the_answer_then_what_it_buys(written: dict) -> None:
+    """Which matrix (the rule, what it saw, its scores beside the tutorial's), then the learning-curve table
+    with the baselines and the transformer ceiling, the classifier beside it; no history, short cells."""
     report = (written["metrics"] / "report.md").read_text(encoding="utf-8")
-    assert report.startswith("# Evaluation report\n\n## Should I use this matrix, and from which encoder?")
+    chosen = _json(written["metrics"] / "similarity.json")["recommended"]
+    assert report.startswith(f"# Evaluation report\n\n## Which matrix to use\n\n**{chosen}** (")
+    opening = report.split("## What it buys a small model")[0]
+    assert f"| benchmark | {chosen} (recommended) |" in opening
+    assert "The rule saw chars:dev; held out: chars:held" in opening
+    buys = report.split("## What it buys a small model")[1].split("\n## ")[0]
+    assert "| matrix | 5 / class | full split (56) |" in buys and "the fine-tuned classifier itself" in buys
+    cells = [c for line in report.splitlines() if line.startswith("|") for c in line.split(" | ")]
+    assert max(map(len, cells)) <= 120
+    for history in ("issue", "README", "bench/", "Goals", "tried"):
+        assert history not in report
     table = report.split("| matrix | 5 / class | full split (56) |")[1].split("\n\n")[0]
     assert "decontext_base_L2 (base encoder)" in table and "random (baseline)" in table
     classifier = written["results"].classifier.metrics()["macro_f1"]

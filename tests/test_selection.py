@@ -17,10 +17,9 @@ from embedforge.core.catalog import Catalog, MatrixRecord
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams, parse_params
-from embedforge.evaluate.documents import SIMILARITY_FILE, MetricsDoc, matrix_keys
+from embedforge.evaluate.files import SIMILARITY_FILE, MetricsDoc, matrix_keys
 from embedforge.evaluate.outputs import headline
-from embedforge.evaluate.peer import read_peer
-from embedforge.evaluate.report import build_report
+from embedforge.evaluate.render.report import build_report
 from embedforge.evaluate.results import MatrixScores
 from embedforge.evaluate.selection import choose, dev_half, held_half, recommend, spearman
 from embedforge.evaluate.similarity import word_similarity
@@ -69,8 +68,10 @@ def world() -> dict:
     }
     params = EvaluateParams(similarity_files=["other.tsv", SET], analogy_files=[], selection_set=SET)
     start = time.perf_counter()
-    doc = recommend(params, similarity, scores, records, ["an_analogy"])
+    selection = recommend(params, similarity, scores, records, ["an_analogy"])
     seconds = time.perf_counter() - start
+    assert selection is not None
+    doc = selection.to_dict()
     return {
         "matrices": matrices,
         "records": records,
@@ -131,7 +132,7 @@ def test_intervals_are_seeded_paired_and_fast(world: dict) -> None:
         world["records"],
         ["an_analogy"],
     )
-    assert again == world["doc"]  # the same seed: the same intervals
+    assert again is not None and again.to_dict() == world["doc"]  # the same seed: the same intervals
     assert world["seconds"] < 5
 
 
@@ -149,10 +150,16 @@ def test_files_report_and_load_embedding_carry_the_recommended_matrix(world: dic
 
     classification = MetricsDoc.of({"probe": {}}, "classification.json")
     report = build_report(doc, classification, world["records"])
-    assert "## Recommended matrix" in report and "**decontext_dev**" in report
-    assert "Selection saw: sel:dev; held out: sel:held, other, an_analogy" in report
-    assert "| decontext_dev − cls_finetuned (paired) |" in report and "| vectors_peer |" in report
-    assert "| selection |" not in report and "dev ρ" not in report  # the record is no matrix nor set
+    assert report.startswith("# Evaluation report\n\n## Which matrix to use\n\n**decontext_dev** (120 words")
+    assert "The rule saw sel:dev; held out: sel:held, other, an_analogy." in report
+    header = "| benchmark | decontext_dev (recommended) | cls_finetuned (tutorial) | difference (paired) |"
+    assert f"{header} vectors_peer |" in report  # no target applies: no target column
+    sel = world["doc"]["selection"]
+    best, diff = sel["matrices"]["decontext_dev"]["sel:dev"], sel["difference"]["sel:dev"]
+    row = next(line for line in report.splitlines() if line.startswith("| sel:dev ρ |"))
+    assert row.split(" | ")[1] == f"{best['spearman']:.3f} [{best['low']:.3f}, {best['high']:.3f}]"
+    assert row.split(" | ")[3].startswith(f"{diff['difference']:+.3f} [")
+    assert "| selection |" not in report and "| dev ρ |" not in report  # the record is no matrix nor set
     assert not doc.missing
 
     documents = {
@@ -173,92 +180,3 @@ def test_selection_set_must_be_a_similarity_file() -> None:
     assert parse_params({"evaluate": own}).evaluate.selection_set is None
     none = EvaluateParams(selection_set=None)
     assert recommend(none, {}, {}, []) is None
-
-
-def _peer_file(tmp_path: Path, source: str, scores: object) -> Path:
-    path = tmp_path / "peers.json"
-    doc = {"model2vec": "0.10.0", "model": "models/base", "source": source, "scores": scores}
-    path.write_text(json.dumps(doc), encoding="utf-8")
-    return path
-
-
-def test_peer_row_is_shown_only_for_the_same_model_source(world: dict, tmp_path: Path) -> None:
-    scores = {"sel": {"spearman": 0.4321}, "sel:dev": {"spearman": 0.5}, "an_analogy": {"accuracy": 0.1}}
-    path = _peer_file(tmp_path, "pkg:embedding/m3e-small", scores)
-    params = EvaluateParams(similarity_files=["other.tsv", SET], analogy_files=[], selection_set=SET)
-    metrics = {n: s.metrics() for n, s in world["scores"].items()}
-    classification = MetricsDoc.of({"probe": {}}, "classification.json")
-
-    def report(model_source: str) -> str:
-        peer = read_peer(path, model_source)
-        doc = recommend(params, world["similarity"], world["scores"], world["records"], [], peer)
-        assert doc is not None and doc["selection"]["peer"] == peer
-        return build_report(MetricsDoc.of(metrics | doc, SIMILARITY_FILE), classification, world["records"])
-
-    same = report("pkg:embedding/m3e-small")
-    row = f"| peer: model2vec 0.10.0 distill of pkg:embedding/m3e-small (`{path}`) | – | 0.432 | 0.500 | – |"
-    assert row in same  # the columns: other, sel, sel:dev, sel:held (no score in the file: –)
-    other = report("pkg:other/model")
-    assert "| peer:" not in other
-    assert "computed from pkg:embedding/m3e-small, not this run's model pkg:other/model: not shown" in other
-    assert "_Peer model2vec 0.10.0 distill of pkg:embedding/m3e-small" in other  # not "_Peer peer: ..."
-    nothing = build_report(MetricsDoc.of(metrics | world["doc"], SIMILARITY_FILE), classification, [])
-    assert "| peer:" not in nothing and "_Peer " not in nothing  # no peer_file: no row, no note
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("[]", "expected a JSON object with 'source' and 'scores'"),
-        ('{"scores": {}}', "key 'source' missing"),
-        ('{"source": "m"}', "key 'scores' missing"),
-        ('{"source": "m", "scores": {"s": {"spearman": "high"}}}', "scores.s.spearman = 'high'"),
-        ("{", "not valid JSON"),
-    ],
-)
-def test_a_bad_peer_file_is_a_one_line_error(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "peers.json"
-    path.write_text(content, encoding="utf-8")
-    with pytest.raises(EmbedforgeError, match=message):
-        read_peer(path, "m")
-    with pytest.raises(EmbedforgeError, match="file not found"):
-        read_peer(tmp_path / "missing.json", "m")
-
-
-def test_peer_file_is_a_fingerprinted_param(tmp_path: Path) -> None:
-    path = _peer_file(tmp_path, "m", {})
-    params = parse_params({"evaluate": {"peer_file": str(path)}})
-    assert params.evaluate.peer_file == str(path)
-    assert stage_fingerprints(params)["evaluate"]["peer_file"]["md5"]
-    assert stage_fingerprints(parse_params({}))["evaluate"]["peer_file"] is None
-
-
-def test_report_states_the_issue_10_goals_met_or_missed_by_how_much() -> None:
-    from embedforge.evaluate.report import (
-        GENERAL_CORPUS,
-        JOINT_LEXICAL,
-        LEXICAL_STUDY,
-        X2STATIC,
-        _lexical_goals,
-    )
-
-    doc = MetricsDoc.of(
-        {
-            "best": {
-                "wordsim240": {"spearman": 0.7},
-                "multisimlex_zh": {"spearman": 0.6},
-                "ca_translated": {"accuracy": 0.4, "coverage": 1.0},
-            }
-        },
-        SIMILARITY_FILE,
-    )
-    text = "\n".join(_lexical_goals(doc, "best"))
-    assert "- wordsim240 spearman 0.700 (goal ≥ 0.660: met)." in text
-    assert "- multisimlex_zh spearman 0.600 (goal ≥ 0.630: missed by 0.030)." in text
-    assert "- ca_translated accuracy 0.400 (goal ≥ 0.432: missed by 0.032)." in text
-    assert "wordsim297" not in text  # a set the run lacks is left out
-    root = Path(__file__).resolve().parents[1]
-    for result in (LEXICAL_STUDY, JOINT_LEXICAL, X2STATIC, GENERAL_CORPUS):  # the pointers lead somewhere
-        assert result in text and (root / result).is_file()
-    assert "**What was tried for issue 10" in (root / "README.md").read_text(encoding="utf-8")
-    assert _lexical_goals(MetricsDoc.of({"best": {}}, SIMILARITY_FILE), "best") == []  # e.g. an English run

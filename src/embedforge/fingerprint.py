@@ -77,8 +77,7 @@ def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> d
         "evaluate": {
             "similarity_files": each(params.evaluate.similarity_files),
             "analogy_files": each(params.evaluate.analogy_files),
-            "peer_file": path_fingerprint(params.evaluate.peer_file, cache),
-            "tried_file": path_fingerprint(params.evaluate.tried_file, cache),
+            "targets": path_fingerprint(params.evaluate.targets, cache),
         },
         "finetune": {"lexical": lexical_fingerprint(params, cache)},
         # not files: the resolved values of the other sections' keys the ceiling reads (see CEILING_READS)

@@ -14,6 +14,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from embedforge.core.embedding import WordVectors
@@ -24,6 +25,25 @@ INDEX_FILE = "index.json"
 DEFAULT_ROOT = Path("embeddings")
 LAYER_CONVENTION = "hidden_states index: 0 = embedding output, num_hidden_layers = last layer"
 RANDOM_BASELINE = "random"  # the name under which evaluate reports a random matrix of the same shape
+
+
+class Strategy(StrEnum):
+    """The strategy names a matrix record carries (`MatrixRecord.strategy`)."""
+
+    INPUT = "input"  # the encoder's input embedding rows
+    CLS = "cls"  # the tutorial's method: a word alone through the encoder, its [CLS] vector
+    DECONTEXT = "decontext"
+    AGGREGATE = "aggregate"
+    VECTORS = "vectors"  # vectors read from a file (`extract.vector_files`)
+    WORD2VEC = "word2vec"  # the word2vec baseline trained on the same corpus
+
+
+class Source(StrEnum):
+    """The encoders a matrix is extracted from (`MatrixRecord.source`)."""
+
+    BASE = "base"
+    FINETUNED = "finetuned"
+
 
 Group = tuple[int, ...]  # hidden_states indices averaged into one matrix
 Layer = int | list[int] | None  # a group as recorded: one index, the averaged list, or none
@@ -38,6 +58,10 @@ def matrix_name(strategy: str, source: str, group: Group | None = None) -> str:
     """`decontext`, `base`, (4,) -> `decontext_base_L4`; (2, 3) -> `..._L2_3`; no group -> `cls_base`."""
     suffix = "" if group is None else "_L" + "_".join(str(i) for i in group)
     return f"{strategy}_{source}{suffix}"
+
+
+# the tutorial's method on the fine-tuned encoder: the baseline every other matrix is read against
+TUTORIAL_MATRIX = matrix_name(Strategy.CLS, Source.FINETUNED)
 
 
 def vectors_name(path: str | Path) -> str:

@@ -442,15 +442,10 @@ class EvaluateParams:
         "one of `similarity_files`. Null = the language profile's set when `similarity_files` has it, else "
         "no recommendation.",
     )
-    peer_file: str | None = setting(
+    targets: str | None = setting(
         None,
-        help="A peer's scores of the same encoder (JSON: `source`, `method`, `scores`), shown beside the "
-        "recommended matrix when its `source` is `model.source`; null = no peer row.",
-    )
-    tried_file: str | None = setting(
-        None,
-        help="A table of other approaches' best scores by the selection rule (JSON), shown when its "
-        "`source` is `model.source`; null = none.",
+        help="A YAML file of the targets for one model source, shown in the report as met or missed where "
+        "they apply (that `model.source`, a benchmark or curve size this run has); null = none.",
     )
 
 

@@ -3,7 +3,7 @@
 The probe of every matrix and the learning curves train on the train split and score on the test split;
 on a 62k-row set that is most of the stage. A cap replaces a split by a seeded, stratified sample of at
 most that many rows (the same rows for every matrix), drawn once. The fine-tuned classifier is always
-scored on the whole test split. A cap that applied is recorded in the metrics (`CAPS`), so a number on a
+scored on the whole test split. A cap that applied is recorded in the metrics (`files.CAPS`), so a number on a
 sample is never read as one on the whole split.
 """
 
@@ -15,10 +15,7 @@ import numpy as np
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams
-from embedforge.evaluate.documents import MetricsDoc
-
-CAPS = "caps"  # the section of metrics/classification.json (present only when a cap applied)
-SPLITS = ("train", "test")
+from embedforge.evaluate.files import SPLITS
 
 
 def stratified_rows(labels: np.ndarray, cap: int, seed: int) -> np.ndarray | None:
@@ -76,21 +73,3 @@ class RowCaps:
             out[f"{s}_rows"] = self.totals[s] if rows is None else len(rows)
             out[f"{s}_rows_total"] = self.totals[s]
         return out
-
-
-def caps_note(classification: MetricsDoc) -> list[str]:
-    """The report's warning when the probes and curves ran on samples; nothing for whole splits."""
-    if not classification.has(CAPS):
-        return []
-
-    def used(split: str) -> str:
-        rows, total = (classification.number(CAPS, f"{split}_rows{x}") for x in ("", "_total"))
-        return f"{rows or 0:.0f} of {total or 0:.0f}"
-
-    return [
-        "**Capped run** (`evaluate.max_train_rows` / `max_test_rows`): every probe and learning curve "
-        f"trained on {used('train')} training texts and was scored on {used('test')} test texts (seeded, "
-        "stratified samples, the same for every matrix); the fine-tuned classifier was scored on the whole "
-        "test split. Compare these numbers only with runs capped the same way.",
-        "",
-    ]

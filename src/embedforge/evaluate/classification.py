@@ -18,10 +18,7 @@ from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import classification_metrics
 from embedforge.core.models import check_model_dir
 from embedforge.core.prepared import PreparedData
-
-# Keys of `finetuned` in metrics/classification.json besides the scores; lists, which `dvc metrics` skips.
-LABELS = "labels"  # label names in id order
-CONFUSION = "confusion"  # rows: true class, columns: predicted class (ids in LABELS order)
+from embedforge.evaluate.files import CONFUSION, LABELS
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> np.ndarray:

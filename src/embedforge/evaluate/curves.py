@@ -33,16 +33,12 @@ from embedforge.core.device import CPU
 from embedforge.core.metrics import ACCURACY, MACRO_F1
 from embedforge.core.params import EvaluateParams
 from embedforge.evaluate.consumers import NetConfig, check_consumers, consumer_scores
-from embedforge.evaluate.documents import MetricsDoc
-from embedforge.evaluate.probe import VARIANTS, ProbeConfig, ProbeData
+from embedforge.evaluate.files import CAPPED, CEILING, MATRICES, TRAIN_ROWS, VARIANTS, MetricsDoc
+from embedforge.evaluate.probe import ProbeConfig, ProbeData
 from embedforge.evaluate.training import one_thread
 
 logger = logging.getLogger(__name__)
 
-CURVES = "curves"  # the section of metrics/classification.json
-CEILING = "ceiling"  # its transformer ceiling: size key -> summary (+ `steps`); `full` = the finetune stage's
-CAPPED = "capped"  # size key -> {class name: training rows} for classes with fewer rows than the size
-CEILING_FILE = "ceiling.json"  # metrics/ceiling.json, written by the `ceiling` stage
 Curve = dict[str, dict[str, Summary]]  # series (`cnn_frozen`) -> size key -> summary
 
 
@@ -128,9 +124,9 @@ class CurveResults:
 
     def metrics(self) -> dict[str, object]:
         return {
-            "train_rows": dict(self.train_rows),
+            TRAIN_ROWS: dict(self.train_rows),
             CAPPED: dict(self.capped),
-            "matrices": dict(self.matrices),
+            MATRICES: dict(self.matrices),
             CEILING: dict(self.ceiling),
         }
 

@@ -8,17 +8,30 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from embedforge.core.catalog import MatrixRecord
-from embedforge.core.files import write_json
+import pandas as pd
+
+from embedforge.core.catalog import TUTORIAL_MATRIX, MatrixRecord
+from embedforge.core.files import atomic_path, write_json
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.evaluate.caps import CAPS, SPLITS
-from embedforge.evaluate.documents import CLASSIFICATION_FILE, RECOMMENDED_KEY, SIMILARITY_FILE, matrix_keys
-from embedforge.evaluate.plots import render_plots, write_plot_data
-from embedforge.evaluate.report import render_markdown
+from embedforge.evaluate.files import (
+    CAPS,
+    CLASSIFICATION_FILE,
+    CONFUSION_CSV,
+    FINETUNED_KEY,
+    HEADLINE_FILE,
+    PROBE_KEY,
+    RECOMMENDED_KEY,
+    SCATTER_DIR,
+    SIMILARITY_FILE,
+    SPLITS,
+    matrix_keys,
+)
+from embedforge.evaluate.render.plots import render_plots
+from embedforge.evaluate.render.report import render_markdown
+from embedforge.evaluate.render.targets import Targets
 from embedforge.evaluate.results import Results, to_metrics
 
-HEADLINE_FILE = "headline.json"
-TUTORIAL_MATRIX = "cls_finetuned"  # the tutorial's method, the baseline every other matrix is read against
+__all__ = ["HEADLINE_FILE", "headline", "render", "write_plot_data", "write_results"]
 
 
 def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,9 +69,9 @@ def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
     if analogies := [v for b, v in best.items() if b not in sims]:
         out["analogy"] = round(fmean(analogies), 4)
     classification = documents[CLASSIFICATION_FILE]
-    out["classifier"] = classification["finetuned"][MACRO_F1]
-    out["classifier_accuracy"] = classification["finetuned"][ACCURACY]
-    frozen = {name: p["frozen"][MACRO_F1] for name, p in classification["probe"].items()}
+    out["classifier"] = classification[FINETUNED_KEY][MACRO_F1]
+    out["classifier_accuracy"] = classification[FINETUNED_KEY][ACCURACY]
+    frozen = {name: p["frozen"][MACRO_F1] for name, p in classification[PROBE_KEY].items()}
     if trained := [v for name, v in frozen.items() if name in per_matrix]:
         out["probe"] = max(trained)
     if baseline := [v for name, v in frozen.items() if name not in per_matrix]:
@@ -71,6 +84,20 @@ def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
     if (chosen := documents[SIMILARITY_FILE].get(RECOMMENDED_KEY)) in per_matrix:
         out[RECOMMENDED_KEY] = {b: v for b, v in per_matrix[chosen].items() if v is not None}
     return out
+
+
+def write_plot_data(results: Results, plots_dir: str | Path) -> None:
+    """The plot tables only the results hold: scatter/<benchmark>.csv and confusion.csv."""
+    plots_dir = Path(plots_dir)
+    with atomic_path(plots_dir / SCATTER_DIR, is_dir=True) as tmp:
+        benches = dict.fromkeys(b for s in results.scores.values() for b in s.similarity)
+        for bench in benches:
+            frames = [s.similarity[bench].scores.assign(matrix=name) for name, s in results.scores.items()]
+            pd.concat(frames)[["matrix", "word1", "word2", "human", "cosine"]].to_csv(
+                tmp / f"{bench}.csv", index=False
+            )
+    with atomic_path(plots_dir / CONFUSION_CSV) as tmp:
+        results.classifier.predictions().to_csv(tmp, index=False)
 
 
 def write_results(results: Results, metrics_dir: str | Path, plots_dir: str | Path) -> None:
@@ -87,7 +114,9 @@ def render(
     plots_dir: str | Path,
     records: Sequence[MatrixRecord],
     dvclive_dir: str | Path | None = None,
+    targets: Targets | None = None,
 ) -> None:
-    """report.md, neighbours.md, the by-layer table and the PNGs, from the written files alone."""
-    render_markdown(metrics_dir, records)
+    """report.md, neighbours.md, the by-layer table and the PNGs, from the written files alone (and the
+    project's targets that apply to this run, for the report)."""
+    render_markdown(metrics_dir, records, targets)
     render_plots(metrics_dir, plots_dir, records, dvclive_dir)

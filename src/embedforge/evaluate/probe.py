@@ -16,9 +16,8 @@ from torch import nn
 
 from embedforge.core.device import CPU
 from embedforge.core.metrics import ACCURACY, MACRO_F1, classification_metrics
+from embedforge.evaluate.files import VARIANTS
 from embedforge.evaluate.training import epochs_for, fit, one_thread, optimizers
-
-VARIANTS = ("frozen", "trainable")
 
 
 @dataclass(frozen=True)

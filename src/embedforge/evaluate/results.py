@@ -6,12 +6,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from embedforge.core.catalog import MatrixRecord
-from embedforge.evaluate.caps import CAPS
 from embedforge.evaluate.classification import ClassifierScores
-from embedforge.evaluate.curves import CURVES, CurveResults
-from embedforge.evaluate.documents import CLASSIFICATION_FILE, NEIGHBOURS_FILE, OOV_FILE, SIMILARITY_FILE
+from embedforge.evaluate.curves import CurveResults
+from embedforge.evaluate.files import (
+    CAPS,
+    CLASSIFICATION_FILE,
+    CURVES,
+    FINETUNED_KEY,
+    NEIGHBOURS_FILE,
+    OOV_FILE,
+    PROBE_KEY,
+    RECOMMENDED_KEY,
+    ROWS_KEY,
+    SELECTION_KEY,
+    SIMILARITY_FILE,
+)
 from embedforge.evaluate.probe import ProbeScores
-from embedforge.evaluate.similarity import ROWS_KEY, AnalogyResult, Neighbours, SimilarityResult
+from embedforge.evaluate.similarity import AnalogyResult, Neighbours, SimilarityResult
+
+Scored = dict[str, float | None]  # spearman, low, high, pairs (and coverage); or difference, low, high, pairs
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,45 @@ class MatrixScores:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """The recommended matrix and the record of how it was chosen (`evaluate.selection.recommend`)."""
+
+    recommended: str
+    rule: str
+    selection_set: str  # the set's name (file stem)
+    file: str
+    half: str  # which pairs the dev half holds
+    seen: list[str]  # what the rule saw: the dev half
+    partly_seen: list[str]  # the whole selection set
+    held_out: list[str]  # everything else: the held half, the other sets, the analogy sets
+    dev: dict[str, float | None]  # candidate -> its dev-half Spearman
+    resamples: int
+    confidence: float
+    matrices: dict[str, dict[str, Scored]]  # shown matrix -> set or half -> Spearman with its interval
+    baseline: str | None = None  # the tutorial matrix the recommended one is compared with
+    difference: dict[str, Scored] | None = None  # set or half -> recommended − baseline, paired
+
+    def to_dict(self) -> dict[str, Any]:
+        """similarity.json's `recommended` and `selection` keys."""
+        record: dict[str, Any] = {
+            "rule": self.rule,
+            "set": self.selection_set,
+            "file": self.file,
+            "half": self.half,
+            "seen": list(self.seen),
+            "partly_seen": list(self.partly_seen),
+            "held_out": list(self.held_out),
+            "dev": dict(self.dev),
+            "resamples": self.resamples,
+            "confidence": self.confidence,
+            "matrices": self.matrices,
+        }
+        if self.baseline is not None:
+            record |= {"baseline": self.baseline, "difference": self.difference}
+        return {RECOMMENDED_KEY: self.recommended, SELECTION_KEY: record}
+
+
+@dataclass(frozen=True)
 class Results:
     """Everything the stage writes, computed before anything is written."""
 
@@ -48,7 +100,7 @@ class Results:
     classifier: ClassifierScores
     probe: dict[str, ProbeScores]  # matrix name or random baseline name -> probe scores
     curves: CurveResults = field(default_factory=lambda: CurveResults({}, {}))  # learning curves
-    selection: dict[str, Any] | None = None  # similarity.json's `recommended` and `selection` keys
+    selection: Selection | None = None  # similarity.json's `recommended` and `selection` keys
     caps: dict[str, int] | None = None  # classification.json's `caps` (None: probes used whole splits)
 
 
@@ -57,10 +109,10 @@ def to_metrics(results: Results) -> dict[str, Any]:
     words = list(dict.fromkeys(w for s in results.scores.values() for w in s.neighbours))
     return {
         SIMILARITY_FILE: {name: s.metrics() for name, s in results.scores.items()}
-        | (results.selection or {}),
+        | (results.selection.to_dict() if results.selection else {}),
         CLASSIFICATION_FILE: {
-            "finetuned": results.classifier.to_dict(),
-            "probe": {name: p.metrics() for name, p in results.probe.items()},
+            FINETUNED_KEY: results.classifier.to_dict(),
+            PROBE_KEY: {name: p.metrics() for name, p in results.probe.items()},
             CURVES: results.curves.metrics(),
             **({CAPS: dict(results.caps)} if results.caps else {}),
         },

@@ -16,11 +16,10 @@ from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
-from embedforge.evaluate.caps import SPLITS, RowCaps
+from embedforge.evaluate.caps import RowCaps
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.curves import CurveRunner
-from embedforge.evaluate.documents import SELECTION_KEY, MetricsDoc
-from embedforge.evaluate.peer import read_peer
+from embedforge.evaluate.files import SPLITS, MetricsDoc
 from embedforge.evaluate.probe import (
     ProbeConfig,
     ProbeData,
@@ -38,7 +37,6 @@ from embedforge.evaluate.similarity import (
     unit_rows,
     word_similarity,
 )
-from embedforge.evaluate.tried import TRIED_KEY, read_tried
 
 logger = logging.getLogger(__name__)
 
@@ -100,18 +98,14 @@ def evaluate_all(
     catalog: Catalog,
     model_dir: str | Path,
     prepared: PreparedData,
-    model_source: str | None = None,
     ceiling: MetricsDoc | None = None,
 ) -> Results:
     """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier.
 
-    `model_source` (params model.source) decides whether `evaluate.peer_file`'s peer is shown; `ceiling`
-    (metrics/ceiling.json of the `ceiling` stage) fills the curves' transformer ceiling."""
+    `ceiling` (metrics/ceiling.json of the `ceiling` stage) fills the curves' transformer ceiling."""
     bench = load_benchmarks(p)
     device = resolve_device(p.device, "evaluate.device")
     logger.info("probe, curves and classifier on %s", device)
-    peer = read_peer(p.peer_file, model_source or "") if p.peer_file else None  # a bad file fails fast
-    tried = read_tried(p.tried_file, model_source or "") if p.tried_file else None
     records = catalog.records()
     classifier = score_classifier(model_dir, prepared, device)  # first: a bad model folder fails fast
     names = classifier.labels
@@ -147,9 +141,7 @@ def evaluate_all(
         if curves.wants(random_name(first, len(baselines))):
             train, test = splits[key[0]]
             curves.add(random_name(first, len(baselines)), noises[key], train, test)
-    selection = recommend(p, bench.similarity, scores, records, list(bench.analogy), peer)
-    if selection is not None and tried is not None:
-        selection[SELECTION_KEY][TRIED_KEY] = tried
+    selection = recommend(p, bench.similarity, scores, records, list(bench.analogy))
     return Results(
         records=records,
         scores=scores,

@@ -18,16 +18,13 @@ import numpy as np
 from scipy import stats
 
 from embedforge.core.benchmarks import Pair, benchmark_name
-from embedforge.core.catalog import MatrixRecord
+from embedforge.core.catalog import TUTORIAL_MATRIX, MatrixRecord, Strategy
 from embedforge.core.params import EvaluateParams
-from embedforge.evaluate.documents import RECOMMENDED_KEY, SELECTION_KEY
-from embedforge.evaluate.outputs import TUTORIAL_MATRIX
-from embedforge.evaluate.peer import PEER_KEY
-from embedforge.evaluate.results import MatrixScores
+from embedforge.evaluate.results import MatrixScores, Selection
 from embedforge.evaluate.similarity import MIN_PAIRS, SimilarityResult
 
-BASELINE_STRATEGIES = frozenset({"cls", "input"})  # what the others are read against: never recommended
-PEER_STRATEGIES = frozenset({"vectors"})  # other people's vectors: shown beside the recommended matrix
+BASELINE_STRATEGIES = frozenset({Strategy.CLS, Strategy.INPUT})  # read the others against: never recommended
+PEER_STRATEGIES = frozenset({Strategy.VECTORS})  # other people's vectors: shown beside the recommended matrix
 RESAMPLES = 400  # a few hundred keep every interval under a second
 CONFIDENCE = 0.95
 DEV, HELD = "dev", "held"  # the halves of the selection set, as `<set>:dev` / `<set>:held`
@@ -148,11 +145,8 @@ def recommend(
     scores: dict[str, MatrixScores],
     records: Sequence[MatrixRecord],
     analogy: Sequence[str] = (),
-    peer: dict[str, Any] | None = None,
-) -> dict[str, Any] | None:
-    """The `recommended` and `selection` keys of metrics/similarity.json (None without a selection set).
-
-    `peer` (`evaluate.peer.read_peer`) is carried as `selection.peer`, for the report's peer row."""
+) -> Selection | None:
+    """The recommended matrix and how it was chosen (None without a selection set)."""
     if p.selection_set is None:
         return None
     chosen = benchmark_name(p.selection_set)
@@ -175,25 +169,23 @@ def recommend(
             if bench == chosen:
                 for which in (DEV, HELD):
                     sets.setdefault(f"{bench}:{which}", {})[name] = whole.half(which)
-    selection: dict[str, Any] = {
-        "rule": "highest Spearman on the dev half of the selection set, over the matrices that are not "
+    against = TUTORIAL_MATRIX in shown and best != TUTORIAL_MATRIX
+    return Selection(
+        recommended=best,
+        rule="highest Spearman on the dev half of the selection set, over the matrices that are not "
         f"baselines ({', '.join(sorted(BASELINE_STRATEGIES))})",
-        "set": chosen,
-        "file": p.selection_set,
-        "half": "dev = pairs on odd line numbers",
-        "seen": [f"{chosen}:{DEV}"],
-        "partly_seen": [chosen],
-        "held_out": [f"{chosen}:{HELD}", *(b for b in similarity if b != chosen), *analogy],
-        "dev": {name: _round(rho) for name, rho in dev.items()},
-        "resamples": RESAMPLES,
-        "confidence": CONFIDENCE,
-        "matrices": {name: {s: scored(by[name], p.seed) for s, by in sets.items()} for name in shown},
-    }
-    if TUTORIAL_MATRIX in shown and best != TUTORIAL_MATRIX:
-        selection["baseline"] = TUTORIAL_MATRIX
-        selection["difference"] = {
-            s: difference(by[best], by[TUTORIAL_MATRIX], p.seed) for s, by in sets.items()
-        }
-    if peer is not None:
-        selection[PEER_KEY] = peer
-    return {RECOMMENDED_KEY: best, SELECTION_KEY: selection}
+        selection_set=chosen,
+        file=p.selection_set,
+        half="dev = pairs on odd line numbers",
+        seen=[f"{chosen}:{DEV}"],
+        partly_seen=[chosen],
+        held_out=[f"{chosen}:{HELD}", *(b for b in similarity if b != chosen), *analogy],
+        dev={name: _round(rho) for name, rho in dev.items()},
+        resamples=RESAMPLES,
+        confidence=CONFIDENCE,
+        matrices={name: {s: scored(by[name], p.seed) for s, by in sets.items()} for name in shown},
+        baseline=TUTORIAL_MATRIX if against else None,
+        difference={s: difference(by[best], by[TUTORIAL_MATRIX], p.seed) for s, by in sets.items()}
+        if against
+        else None,
+    )

@@ -18,7 +18,6 @@ MIN_PAIRS = 3  # fewer covered pairs than this give no meaningful correlation
 # `fallback:decontext` (aggregate without corpus contexts), `unknown:*` (vectors the file lacks), `empty`.
 STAND_IN_PREFIXES = ("fallback:", "unknown:")
 EMPTY = "empty"
-ROWS_KEY = "rows"  # similarity.json: <matrix>.rows = {"total", "genuine"}
 
 Neighbours = list[tuple[str, float]]  # (word, cosine), most similar first
 

@@ -1,4 +1,5 @@
-"""The files the `evaluate` stage writes, and a typed reader for its metrics JSON documents.
+"""Every file name and key of `metrics/` and `plots/` the `evaluate` stage writes, and a typed reader for
+its metrics JSON documents. Every other module takes these names from here.
 
 The stage first writes the data files (the metrics JSON below and the plot tables), then renders the
 Markdown and the images from those files alone, so a rendering can be repeated from the files of any run.
@@ -16,13 +17,28 @@ from embedforge.core.files import read_json
 
 # metrics/: the JSON documents (written from the results) and the Markdown rendered from them
 SIMILARITY_FILE = "similarity.json"  # <matrix>.<benchmark>.{spearman,pearson,coverage} or {accuracy,coverage}
+ROWS_KEY = "rows"  # <matrix>.rows = {"total", "genuine"}: the matrix's rows and those its strategy made
 # ... and, after the matrices, two keys that are not matrix names (see evaluate.selection):
 RECOMMENDED_KEY = "recommended"  # the recommended matrix's name
 SELECTION_KEY = "selection"  # how it was chosen, its scores with bootstrap intervals, the difference to cls
 NOT_MATRICES = frozenset({RECOMMENDED_KEY, SELECTION_KEY})
-CLASSIFICATION_FILE = (
-    "classification.json"  # finetuned.{...,labels,confusion}, probe.<matrix>.<variant>.{...}, curves.{...}
-)
+
+CLASSIFICATION_FILE = "classification.json"  # the sections below
+FINETUNED_KEY = "finetuned"  # the fine-tuned classifier: its scores, and (lists `dvc metrics` skips):
+LABELS = "labels"  # label names in id order
+CONFUSION = "confusion"  # rows: true class, columns: predicted class (ids in LABELS order)
+PROBE_KEY = "probe"  # probe.<matrix>.<variant>.{accuracy,macro_f1}
+VARIANTS = ("frozen", "trainable")  # the probe's and the curves' variants: word vectors frozen or trained
+CURVES = "curves"  # the learning curves: train_rows, matrices, ceiling, capped
+TRAIN_ROWS = "train_rows"  # size key -> training rows
+MATRICES = "matrices"  # matrix or baseline name -> series -> size key -> summary
+CEILING = "ceiling"  # the transformer ceiling: size key -> summary (+ `steps`); `full` = the finetune stage's
+CAPPED = "capped"  # size key -> {class name: training rows} for classes with fewer rows than the size
+CAPS = "caps"  # present only when a cap applied: max_<split>_rows, <split>_rows, <split>_rows_total
+SPLITS = ("train", "test")  # the splits the probes and curves use, as in the `caps` keys
+
+CEILING_FILE = "ceiling.json"  # written by the `ceiling` stage, read by this one
+HEADLINE_FILE = "headline.json"  # the few numbers compared across experiments (the DVC metrics)
 OOV_FILE = "oov.json"  # <matrix>.<benchmark>: benchmark words missing from the matrix
 NEIGHBOURS_FILE = "neighbours.json"  # {"words": [probe words], "matrices": {<matrix>: {<word>: [[w, cos]]}}}
 REPORT_FILE = "report.md"
@@ -35,7 +51,18 @@ LAYERS_CSV = "spearman_by_layer.csv"
 CURVES_CSV = (
     "curves.csv"  # matrix, series, size, train_rows, macro_f1, macro_f1_sd, low, high, accuracy, runs
 )
-PNG_DIR = "png"
+CEILING_ROW = "transformer (fine-tuned)"  # the ceiling's `matrix` in curves.csv (and its report row)
+PNG_DIR = "png"  # the images, under plots/
+CURVES_PNG = "curves.png"
+LAYERS_PNG = "spearman_by_layer.png"
+CONFUSION_PNG = "confusion.png"
+PROBE_PNG = "probe.png"
+TRAINING_PNG = "training.png"
+
+
+def scatter_image(benchmark: str) -> str:
+    """The scatter image of one similarity set, under plots/png/."""
+    return f"scatter_{benchmark}.png"
 
 
 def _path(keys: Sequence[str]) -> str:

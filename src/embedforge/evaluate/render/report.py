@@ -11,44 +11,53 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from embedforge.core.catalog import MatrixRecord
+from embedforge.core.catalog import MatrixRecord, Strategy
 from embedforge.core.files import write_text
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.evaluate.caps import caps_note
-from embedforge.evaluate.classification import CONFUSION, LABELS
-from embedforge.evaluate.curve_report import curve_section
-from embedforge.evaluate.documents import (
+from embedforge.evaluate.files import (
+    CAPS,
     CLASSIFICATION_FILE,
+    CONFUSION,
+    FINETUNED_KEY,
+    LABELS,
+    MATRICES,
     NEIGHBOURS_FILE,
     NEIGHBOURS_MARKDOWN,
+    PROBE_KEY,
     RECOMMENDED_KEY,
     REPORT_FILE,
+    ROWS_KEY,
     SELECTION_KEY,
     SIMILARITY_FILE,
+    VARIANTS,
     MetricsDoc,
     matrix_keys,
     read_docs,
 )
-from embedforge.evaluate.peer import PEER_KEY
-from embedforge.evaluate.probe import VARIANTS
-from embedforge.evaluate.similarity import ROWS_KEY
-from embedforge.evaluate.tried import TRIED_KEY
-
-CLS = "cls"  # the strategy compared against all others in the summary
+from embedforge.evaluate.render.curves import curve_details, curve_section
+from embedforge.evaluate.render.markdown import number as _fmt
+from embedforge.evaluate.render.markdown import table
+from embedforge.evaluate.render.targets import Targets, verdict
 
 Cell = tuple[float | None, float | None, bool]  # value, coverage, present in the file
 
 
-def _fmt(value: float | None, best: bool = False, coverage: float | None = 1.0, present: bool = True) -> str:
-    """A table cell: 3 decimals, bold when best, coverage appended when not complete."""
-    if not present:
-        return "n/a"
-    text = "–" if value is None else f"{value:.3f}"
-    if best and value is not None:
-        text = f"**{text}**"
-    if coverage is not None and coverage < 0.995:
-        text += f" ({coverage:.0%})"
-    return text
+def caps_note(classification: MetricsDoc) -> list[str]:
+    """The report's warning when the probes and curves ran on samples; nothing for whole splits."""
+    if not classification.has(CAPS):
+        return []
+
+    def used(split: str) -> str:
+        rows, total = (classification.number(CAPS, f"{split}_rows{x}") for x in ("", "_total"))
+        return f"{rows or 0:.0f} of {total or 0:.0f}"
+
+    return [
+        "**Capped run** (`evaluate.max_train_rows` / `max_test_rows`): every probe and learning curve "
+        f"trained on {used('train')} training texts and was scored on {used('test')} test texts (seeded, "
+        "stratified samples, the same for every matrix); the fine-tuned classifier was scored on the whole "
+        "test split. Compare these numbers only with runs capped the same way.",
+        "",
+    ]
 
 
 def _benchmarks(similarity: MetricsDoc, metric: str) -> list[str]:
@@ -85,7 +94,7 @@ def _table(
             for b in _benchmarks(similarity, metric)
         ),
         *(
-            (f"probe {v}", lambda r, v=v: _cell(classification, ("probe", r, v), ACCURACY, False))
+            (f"probe {v}", lambda r, v=v: _cell(classification, (PROBE_KEY, r, v), ACCURACY, False))
             for v in VARIANTS
         ),
     ]
@@ -94,17 +103,17 @@ def _table(
         max((c[0] for c in col if c is not None and c[0] is not None), default=None)
         for col in zip(*grid, strict=True)
     ]
-    lines = ["| matrix | " + " | ".join(t for t, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    body = []
     for row, cells in zip(rows, grid, strict=True):
-        out = []
+        out = [row]
         for cell, top in zip(cells, best, strict=True):
             if cell is None:
                 out.append("")
                 continue
             value, coverage, present = cell
             out.append(_fmt(value, value is not None and value == top, coverage, present))
-        lines.append(f"| {row} | " + " | ".join(out) + " |")
-    return lines
+        body.append(out)
+    return table(["matrix", *(t for t, _ in columns)], body)
 
 
 def _best(similarity: MetricsDoc, rows: list[str], bench: str) -> tuple[str, float] | None:
@@ -117,8 +126,8 @@ def _best(similarity: MetricsDoc, rows: list[str], bench: str) -> tuple[str, flo
 def _cls_summary(similarity: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
     """One line per similarity set: the best `cls` matrix against the best of the other strategies."""
     lines = []
-    cls_rows = [r.name for r in records if r.strategy == CLS and r.name in similarity.data]
-    other_rows = [r.name for r in records if r.strategy != CLS and r.name in similarity.data]
+    cls_rows = [r.name for r in records if r.strategy == Strategy.CLS and r.name in similarity.data]
+    other_rows = [r.name for r in records if r.strategy != Strategy.CLS and r.name in similarity.data]
     for bench in _benchmarks(similarity, "spearman"):
         cls, other = _best(similarity, cls_rows, bench), _best(similarity, other_rows, bench)
         if cls and other:
@@ -135,7 +144,9 @@ def _probe_summary(classification: MetricsDoc, rows: list[str], baselines: set[s
     lines = []
     for variant in VARIANTS:
         keys = [
-            ("probe", r, variant, ACCURACY) for r in rows if classification.has("probe", r, variant, ACCURACY)
+            (PROBE_KEY, r, variant, ACCURACY)
+            for r in rows
+            if classification.has(PROBE_KEY, r, variant, ACCURACY)
         ]
         acc = {k[1]: classification.number(*k) for k in keys}
         pretrained = {r: a for r, a in acc.items() if a is not None and r not in baselines}
@@ -159,156 +170,134 @@ def _ci(doc: MetricsDoc, keys: tuple[str, ...], value: str, signed: bool = False
     return text if low is None or high is None else f"{text} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
-def _recommended(similarity: MetricsDoc) -> list[str]:
-    """The recommended matrix beside the tutorial `cls_finetuned` and any peer vectors, with intervals."""
-    if not similarity.has(SELECTION_KEY):
+def _target_cell(value: float | None, target: float | None) -> str:
+    """`≥ 0.660: missed by 0.027`, `≥ 0.432: met`, or empty where no target applies."""
+    if target is None or value is None:
+        return ""
+    return f"≥ {target:.3f}: {verdict(value, target)}"
+
+
+def _which_matrix(
+    similarity: MetricsDoc, records: Sequence[MatrixRecord], targets: Targets | None = None
+) -> list[str]:
+    """The report's answer: the recommended matrix, the rule that picked it and what it saw, and its
+    scores beside the tutorial's matrix with intervals (and the project's targets where they apply)."""
+    if not similarity.has(SELECTION_KEY):  # no selection set: no recommendation
         return []
     sel = similarity.mapping(SELECTION_KEY)
     best = similarity.data.get(RECOMMENDED_KEY)
-    matrices = similarity.mapping(SELECTION_KEY, "matrices")
+    matrices = similarity.mapping(SELECTION_KEY, MATRICES)
     if not isinstance(best, str) or best not in matrices:
         return []
     baseline = sel.get("baseline")
-    rows = [best, *([baseline] if baseline in matrices else []), *sorted(set(matrices) - {best, baseline})]
-    sets = sorted(similarity.mapping(SELECTION_KEY, "matrices", best))  # the file's order: sorted keys
+    others = [*([baseline] if baseline in matrices else []), *sorted(set(matrices) - {best, baseline})]
+    sets = sorted(similarity.mapping(SELECTION_KEY, MATRICES, best))  # the file's order: sorted keys
     seen, held = (", ".join(sel.get(k) or []) for k in ("seen", "held_out"))
-    lines = [
-        "## Recommended matrix",
-        "",
-        f"**{best}**, chosen by the rule: {sel.get('rule', 'n/a')} (`{sel.get('set')}`, "
-        f"{sel.get('half', '')}). Selection saw: {seen}; held out: {held}. "
-        f"ρ with a {sel.get('confidence', 0.95):.0%} percentile bootstrap interval over pairs "
-        f"({sel.get('resamples')} resamples); `<set>:dev` / `<set>:held` are the selection set's halves.",
-        "",
-        "| matrix | " + " | ".join(sets) + " |",
-        "|---" * (len(sets) + 1) + "|",
-    ]
-    for name in rows:
-        cells = [_ci(similarity, (SELECTION_KEY, "matrices", name, s), "spearman") for s in sets]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if baseline in matrices:
-        cells = [_ci(similarity, (SELECTION_KEY, "difference", s), "difference", True) for s in sets]
-        lines.append(f"| {best} − {baseline} (paired) | " + " | ".join(cells) + " |")
-    return [*lines, *_peer(similarity, sets), "", *_lexical_goals(similarity, best), ""]
-
-
-# Issue 10's goals for the recommended matrix of the default model (m3e-small): Spearman per similarity set,
-# accuracy on the analogy set. Sets the run does not score (another language) are left out.
-LEXICAL_GOALS = {"wordsim240": 0.66, "wordsim297": 0.72, "multisimlex_zh": 0.63, "ca_translated": 0.432}
-LEXICAL_STUDY = "bench/results/lexical_study.md"
-JOINT_LEXICAL = "bench/results/joint_lexical.md"
-X2STATIC = "bench/results/x2static.md"
-GENERAL_CORPUS = "bench/results/general_corpus.md"
-
-
-def _lexical_goals(similarity: MetricsDoc, best: str) -> list[str]:
-    """The recommended matrix against issue 10's goals, each met or missed by how much."""
-    lines = []
-    for bench, goal in LEXICAL_GOALS.items():
-        metric = "accuracy" if similarity.has(best, bench, "accuracy") else "spearman"
-        if not similarity.has(best, bench, metric):  # a set this run does not score
-            continue
-        value = similarity.number(best, bench, metric)
-        if value is None:
-            continue
-        verdict = "met" if value >= goal else f"missed by {goal - value:.3f}"
-        lines.append(f"- {bench} {metric} {value:.3f} (goal ≥ {goal:.3f}: {verdict}).")
-    if not lines:
-        return []
-    return ["Goals (issue 10, the default model):", "", *lines, "", *_tried(similarity, best)]
-
-
-# the tried table's columns: the selection half first, then what it did not see
-TRIED_SETS = ("multisimlex_zh:dev", "multisimlex_zh:held", "multisimlex_zh", "wordsim240", "wordsim297")
-TRIED_ANALOGY = "ca_translated"
-WHAT_WAS_TRIED = 'README, "What was tried for issue 10"'
-
-
-def _tried(similarity: MetricsDoc, best: str) -> list[str]:
-    """Each approach's best by the rule (`evaluate.tried_file`) under this run's recommended matrix, the
-    goals, and why the selection stops there; a note or a pointer when the file is absent or not shown."""
-    tried = similarity.mapping(SELECTION_KEY).get(TRIED_KEY)
-    pointer = (
-        "What was tried to reach them, each approach's best by the same rule, and why it stops: "
-        f"{WHAT_WAS_TRIED}; the figures in `{LEXICAL_STUDY}`, `{JOINT_LEXICAL}`, `{X2STATIC}` and "
-        f"`{GENERAL_CORPUS}`."
+    record = next((r for r in records if r.name == best), None)
+    size = (
+        f" ({record.words} words × {record.dim} dimensions, {record.words * record.dim * 4 / 2**20:.1f} MB "
+        "as float32)"
+        if record and record.words and record.dim
+        else ""
     )
-    if not isinstance(tried, dict) or not isinstance(tried.get("rows"), list):
-        note = f" (`{tried.get('file')}`: {tried.get('note')})" if isinstance(tried, dict) else ""
-        return [pointer + note]
-    sets = [*TRIED_SETS, TRIED_ANALOGY]
-    mine = [similarity.number(SELECTION_KEY, "matrices", best, s, "spearman") for s in TRIED_SETS]
-    mine.append(
-        similarity.number(best, TRIED_ANALOGY, "accuracy") if similarity.has(best, TRIED_ANALOGY) else None
-    )
-    lines = [
-        f"What was tried to reach them: each approach's best by the same rule ({tried.get('rule', 'n/a')}), "
-        f"from the bench result files (`{tried['file']}`, written by `bench/tried.py`; details: "
-        f"{WHAT_WAS_TRIED}).",
-        "",
-        "| approach (its pick; result file) | " + " | ".join(sets) + " |",
-        "|---" * (len(sets) + 1) + "|",
-        f"| **this run's recommended matrix** ({best}) | " + " | ".join(_fmt(v) for v in mine) + " |",
+    goal = targets.recommended if targets else {}
+    rows = []
+    for s in sets:
+        cells = [_ci(similarity, (SELECTION_KEY, MATRICES, name, s), "spearman") for name in [best, *others]]
+        if baseline in matrices:
+            cells.insert(2, _ci(similarity, (SELECTION_KEY, "difference", s), "difference", True))
+        value = similarity.number(best, s, "spearman") if similarity.has(best, s, "spearman") else None
+        rows.append([f"{s} ρ", *cells, _target_cell(value, goal.get(s))])
+    for bench in _benchmarks(similarity, ACCURACY):  # the analogy sets: accuracy, no interval
+        values = [
+            similarity.number(name, bench, ACCURACY) if similarity.has(name, bench, ACCURACY) else None
+            for name in [best, *others]
+        ]
+        cells = [_fmt(v) for v in values]
+        if baseline in matrices:
+            mine, tutorial = values[0], values[1]
+            cells.insert(2, "–" if mine is None or tutorial is None else f"{mine - tutorial:+.3f}")
+        rows.append([f"{bench} acc", *cells, _target_cell(values[0], goal.get(bench))])
+    headers = [
+        "benchmark",
+        f"{best} (recommended)",
+        *([f"{baseline} (tutorial)", "difference (paired)"] if baseline in matrices else []),
+        *[o for o in others if o != baseline],
+        "the project's target",
     ]
-    for row in tried["rows"]:
-        cells = [_fmt(row["scores"][s]) if s in row["scores"] else "–" for s in sets]
-        label = f"{row['approach']} ({row['pick']}; `{row['file']}`)".replace("|", "\\|")  # a table cell
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    goals = [f"{LEXICAL_GOALS[s]:.3f}" if s in LEXICAL_GOALS else "" for s in sets]
-    lines.append("| goal | " + " | ".join(goals) + " |")
-    why = tried.get("why_it_stops")
-    return [*lines, *(["", f"Why it stops here: {why}"] if isinstance(why, str) else [])]
+    if not any(row[-1] for row in rows):  # no target applies to this run: no column
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    return [
+        "## Which matrix to use",
+        "",
+        f'**{best}**{size}: `load_embedding("embeddings/{best}")`. It was picked by a rule stated in '
+        f"advance: {sel.get('rule', 'n/a')}, on `{sel.get('set')}` ({sel.get('half', '')}). "
+        f"The rule saw {seen}; held out: {held}.",
+        "",
+        f"Spearman ρ with a {sel.get('confidence', 0.95):.0%} percentile bootstrap interval over pairs "
+        f"({sel.get('resamples')} resamples); the difference is paired, over the pairs both matrices cover; "
+        "`<set>:dev` / `<set>:held` are the selection set's halves; analogy sets: 3CosAdd accuracy.",
+        "",
+        *table(headers, rows),
+        "",
+    ]
 
 
-def _peer(similarity: MetricsDoc, sets: list[str]) -> list[str]:
-    """The peer's row (its Spearman per set, no intervals: only its scores are in the file), or the note
-    saying why it is not shown."""
-    sel = similarity.mapping(SELECTION_KEY)
-    peer = sel.get(PEER_KEY)
-    if not isinstance(peer, dict):
-        return []
-    label = f"{peer.get('method')} of {peer.get('source')} (`{peer.get('file')}`)"
-    scores = peer.get("scores")
-    if not isinstance(scores, dict):
-        return ["", f"_Peer {label}: {peer.get('note', 'no scores')}._"]
-    cells = [_fmt(scores[s]) if isinstance(scores.get(s), (int, float)) else "–" for s in sets]
-    return [f"| peer: {label} | " + " | ".join(cells) + " |"]
+def _what_it_buys(
+    classification: MetricsDoc, records: Sequence[MatrixRecord], targets: Targets | None
+) -> list[str]:
+    """What a matrix buys a small model (the learning curves against the baselines and the transformer
+    ceiling), and the fine-tuned classifier beside it."""
+    curves = curve_section(classification, records, targets)
+    if not curves:
+        curves = [
+            "No learning curves in this run (`evaluate.curve_matrices` selects no matrix); the probe "
+            "columns under *Every matrix* compare each matrix with a random one of the same shape.",
+            "",
+        ]
+    acc, f1 = (
+        classification.number(FINETUNED_KEY, k) if classification.has(FINETUNED_KEY, k) else None
+        for k in (ACCURACY, MACRO_F1)
+    )
+    classifier = (
+        [
+            f"Beside it, the fine-tuned classifier itself (the transformer, no word matrix) scores macro-F1 "
+            f"{_fmt(f1)}, accuracy {_fmt(acc)} on the whole test split.",
+            "",
+        ]
+        if f1 is not None
+        else []
+    )
+    return ["## What it buys a small model", "", *curves, *classifier]
 
 
 def _classifier(classification: MetricsDoc) -> list[str]:
     """The fine-tuned classifier's test scores, per-class table and confusion matrix."""
-    if not classification.mapping("finetuned"):
+    if not classification.mapping(FINETUNED_KEY):
         return []
-    acc, f1 = (classification.number("finetuned", k) for k in (ACCURACY, MACRO_F1))
+    acc, f1 = (classification.number(FINETUNED_KEY, k) for k in (ACCURACY, MACRO_F1))
+    per_class = classification.mapping(FINETUNED_KEY, "per_class")
+    names = classification.strings(FINETUNED_KEY, LABELS) or sorted(per_class)
+    rows = []
+    for name in names:
+        keys = (FINETUNED_KEY, "per_class", name)
+        vals = [_fmt(classification.number(*keys, k)) for k in ("precision", "recall", "f1")]
+        support = classification.number(*keys, "support")
+        rows.append([name, *vals, "n/a" if support is None else int(support)])
     lines = [
         "## Fine-tuned classifier (test split)",
         "",
         f"accuracy {_fmt(acc)}, macro-F1 {_fmt(f1)}",
         "",
-        "| class | precision | recall | F1 | support |",
-        "|---|---|---|---|---|",
+        *table(["class", "precision", "recall", "F1", "support"], rows),
     ]
-    per_class = classification.mapping("finetuned", "per_class")
-    names = classification.strings("finetuned", LABELS) or sorted(per_class)
-    for name in names:
-        vals = [
-            _fmt(classification.number("finetuned", "per_class", name, k))
-            for k in ("precision", "recall", "f1")
-        ]
-        support = classification.number("finetuned", "per_class", name, "support")
-        lines.append(f"| {name} | " + " | ".join(vals) + f" | {'n/a' if support is None else int(support)} |")
-    confusion = classification.counts("finetuned", CONFUSION)
+    confusion = classification.counts(FINETUNED_KEY, CONFUSION)
     if confusion is not None:
         lines += [
             "",
             "Confusion matrix (rows: true class, columns: predicted):",
             "",
-            "| | " + " | ".join(names) + " |",
-            "|---" * (len(names) + 1) + "|",
-            *(
-                f"| {n} | " + " | ".join(str(x) for x in row) + " |"
-                for n, row in zip(names, confusion, strict=True)
-            ),
+            *table(["", *names], [[n, *row] for n, row in zip(names, confusion, strict=True)]),
         ]
     return lines
 
@@ -329,9 +318,8 @@ def _genuine_rows(similarity: MetricsDoc, names: list[str]) -> list[str]:
         "rows (the coverage above counts fallback rows too: an `aggregate` word without corpus contexts gets "
         "its `decontext` vector, a `vectors` word missing from the file a stand-in).",
         "",
-        "| matrix | rows | genuine | fallback | " + " | ".join(f"{b} genuine" for b in benches) + " |",
-        "|---" * (len(benches) + 4) + "|",
     ]
+    rows: list[list[object]] = []
     for name in counted:
         total, genuine = (int(similarity.number(name, ROWS_KEY, k) or 0) for k in ("total", "genuine"))
         shares = [
@@ -341,21 +329,32 @@ def _genuine_rows(similarity: MetricsDoc, names: list[str]) -> list[str]:
             for b in benches
         ]
         cells = ["" if x is None else f"{x:.0%}" for x in shares]
-        lines.append(f"| {name} | {total} | {genuine} | {total - genuine} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+        rows.append([name, total, genuine, total - genuine, *cells])
+    return [
+        *lines,
+        *table(["matrix", "rows", "genuine", "fallback", *(f"{b} genuine" for b in benches)], rows),
+        "",
+    ]
 
 
-def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Sequence[MatrixRecord]) -> str:
-    """report.md from the two metrics documents and the embeddings index."""
+def build_report(
+    similarity: MetricsDoc,
+    classification: MetricsDoc,
+    records: Sequence[MatrixRecord],
+    targets: Targets | None = None,
+) -> str:
+    """report.md from the two metrics documents, the embeddings index and the targets that apply."""
     names = [r.name for r in records]
     # Probe rows that are not matrices of the index are the random baselines.
-    baselines = set(classification.mapping("probe")) - set(names)
+    baselines = set(classification.mapping(PROBE_KEY)) - set(names)
     rows = [*names, *sorted(baselines)]
     lines = [
         "# Evaluation report",
         "",
         *caps_note(classification),
-        *curve_section(classification, records),
+        *_which_matrix(similarity, records, targets),
+        *_what_it_buys(classification, records, targets),
+        *curve_details(classification, records),
         "## Every matrix",
         "",
         "Word similarity: Spearman ρ of cosine against human scores (coverage in brackets when below 100%); "
@@ -365,7 +364,6 @@ def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Se
         *_table(similarity, classification, rows, baselines),
         "",
     ]
-    lines += _recommended(similarity)
     summary = [*_cls_summary(similarity, records), *_probe_summary(classification, rows, baselines)]
     lines += [*summary, ""] if summary else []
     lines += _genuine_rows(similarity, names)
@@ -379,22 +377,24 @@ def build_report(similarity: MetricsDoc, classification: MetricsDoc, records: Se
 
 def build_neighbours(neighbours: MetricsDoc, records: Sequence[MatrixRecord]) -> str:
     """neighbours.md: one section per probe word, one row per matrix."""
-    matrices = neighbours.mapping("matrices")
+    matrices = neighbours.mapping(MATRICES)
     lines = ["# Nearest neighbours (cosine)", ""]
     for word in neighbours.strings("words") or []:
-        lines += [f"## {word}", "", "| matrix | neighbours |", "|---|---|"]
+        rows = []
         for record in records:
             found = matrices.get(record.name, {}).get(word)
             text = "(not in the vocabulary)" if found is None else ", ".join(f"{w} {s:.2f}" for w, s in found)
-            lines.append(f"| {record.name} | {text} |")
-        lines.append("")
+            rows.append([record.name, text])
+        lines += [f"## {word}", "", *table(["matrix", "neighbours"], rows), ""]
     return "\n".join(lines)
 
 
-def report_from_files(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> str:
+def report_from_files(
+    metrics_dir: str | Path, records: Sequence[MatrixRecord], targets: Targets | None = None
+) -> str:
     """report.md rebuilt from a metrics folder (for example of an older commit) and its matrices' records."""
     similarity, classification = read_docs(metrics_dir, SIMILARITY_FILE, CLASSIFICATION_FILE)
-    return build_report(similarity, classification, records)
+    return build_report(similarity, classification, records, targets)
 
 
 def neighbours_from_files(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> str:
@@ -403,8 +403,10 @@ def neighbours_from_files(metrics_dir: str | Path, records: Sequence[MatrixRecor
     return build_neighbours(neighbours, records)
 
 
-def render_markdown(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> None:
+def render_markdown(
+    metrics_dir: str | Path, records: Sequence[MatrixRecord], targets: Targets | None = None
+) -> None:
     """Write report.md and neighbours.md beside the metrics files they are rendered from."""
     metrics_dir = Path(metrics_dir)
-    write_text(metrics_dir / REPORT_FILE, report_from_files(metrics_dir, records))
+    write_text(metrics_dir / REPORT_FILE, report_from_files(metrics_dir, records, targets))
     write_text(metrics_dir / NEIGHBOURS_MARKDOWN, neighbours_from_files(metrics_dir, records))

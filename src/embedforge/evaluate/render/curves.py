@@ -3,7 +3,8 @@
 "Should I use this matrix, and from which encoder?": one row per matrix and baseline, one column per
 training size, each cell the mean ± sd test macro-F1 of the best consumer there; the fine-tuned
 transformer is the ceiling (`curves.ceiling`: the `ceiling` stage's fine-tuning on the same subsets, and the
-`finetune` stage's classifier for the full split). Then the goals of issue 11, checked against those numbers.
+`finetune` stage's classifier for the full split). Then the project's targets for the curves, where
+they apply.
 """
 
 from __future__ import annotations
@@ -12,19 +13,26 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from embedforge.core.catalog import MatrixRecord
+from embedforge.core.catalog import RANDOM_BASELINE, MatrixRecord, Source, Strategy
 from embedforge.core.curves import FULL, RUNS, SD
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.evaluate.curves import CAPPED, CEILING, CURVES
-from embedforge.evaluate.documents import MetricsDoc
+from embedforge.evaluate.files import (
+    CAPPED,
+    CEILING,
+    CEILING_ROW,
+    CURVES,
+    CURVES_PNG,
+    FINETUNED_KEY,
+    MATRICES,
+    PNG_DIR,
+    TRAIN_ROWS,
+    MetricsDoc,
+)
+from embedforge.evaluate.render.markdown import table
+from embedforge.evaluate.render.targets import Targets, verdict
 
-CURVES_PNG = "curves.png"  # under plots/png/
-CEILING_ROW = "transformer (fine-tuned)"  # the ceiling's row label and `matrix` in plots/curves.csv
 CAPPED_MARK = "†"
 NOT_RUN = "not run (`ceiling.max_size`)"  # a ceiling cell above the sizes the `ceiling` stage ran
-WORD2VEC = "word2vec"  # the strategy of the word2vec baseline
-FROZEN_NETS = ("cnn_frozen", "bilstm_frozen")  # the consumers the goals name
-GOAL_RANDOM, GOAL_W2V, GOAL_SIZE = 0.10, 0.05, 200
 
 Point = tuple[float, float, int]  # mean, sd, runs
 
@@ -34,10 +42,10 @@ def curve_points(
 ) -> dict[str, dict[str, dict[str, Point]]]:
     """matrix -> series -> size key -> (mean, sd, runs), for the entries that have all three."""
     out: dict[str, dict[str, dict[str, Point]]] = {}
-    for matrix, series in classification.mapping(CURVES, "matrices").items():
+    for matrix, series in classification.mapping(CURVES, MATRICES).items():
         for name, sizes in (series or {}).items():
             for size in sizes or {}:
-                keys = (CURVES, "matrices", matrix, name, size)
+                keys = (CURVES, MATRICES, matrix, name, size)
                 mean, sd, runs = (classification.number(*keys, k) for k in (metric, metric + SD, RUNS))
                 if mean is not None and sd is not None and runs is not None:
                     out.setdefault(matrix, {}).setdefault(name, {})[size] = (mean, sd, int(runs))
@@ -48,7 +56,8 @@ def ceiling_points(classification: MetricsDoc, metric: str = MACRO_F1) -> dict[s
     """size key -> (mean, sd, runs) of the fine-tuned transformer; an older run's files: the full split from
     `finetuned` alone."""
     if not classification.has(CURVES, CEILING):
-        f1 = classification.number("finetuned", metric) if classification.has("finetuned", metric) else None
+        has = classification.has(FINETUNED_KEY, metric)
+        f1 = classification.number(FINETUNED_KEY, metric) if has else None
         return {} if f1 is None else {FULL: (f1, 0.0, 1)}
     out = {}
     for size in classification.mapping(CURVES, CEILING):
@@ -68,7 +77,7 @@ def capped(classification: MetricsDoc) -> dict[str, dict[str, int]]:
 
 def size_keys(classification: MetricsDoc) -> list[str]:
     """The training sizes in order (numbers ascending, then `full`)."""
-    keys = list(classification.mapping(CURVES, "train_rows"))
+    keys = list(classification.mapping(CURVES, TRAIN_ROWS))
     return sorted(keys, key=lambda k: (k == FULL, int(k) if k.isdigit() else 0))
 
 
@@ -90,7 +99,7 @@ def _label(name: str, records: Sequence[MatrixRecord]) -> str:
     record = next((r for r in records if r.name == name), None)
     if record is None:
         return f"{name} (baseline)"
-    if record.strategy == WORD2VEC:
+    if record.strategy == Strategy.WORD2VEC:
         return f"{name} (baseline, same corpus)"
     return f"{name} ({record.source} encoder)" if record.source else name
 
@@ -98,19 +107,19 @@ def _label(name: str, records: Sequence[MatrixRecord]) -> str:
 def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
     points = curve_points(classification)
     sizes = size_keys(classification)
-    rows = classification.mapping(CURVES, "train_rows")
+    rows = classification.mapping(CURVES, TRAIN_ROWS)
     short = capped(classification)
     head = [
         f"{k} / class{CAPPED_MARK if k in short else ''}" if k != FULL else f"full split ({rows[k]})"
         for k in sizes
     ]
-    lines = ["| matrix | " + " | ".join(head) + " |", "|---" * (len(sizes) + 1) + "|"]
+    body = []
     for name in _order(points, records):
         cells = []
         for size in sizes:
             best = _best(points[name], size)
             cells.append("–" if best is None else f"{best[1][0]:.3f} ± {best[1][1]:.3f} ({best[0]})")
-        lines.append(f"| {_label(name, records)} | " + " | ".join(cells) + " |")
+        body.append([_label(name, records), *cells])
     ceiling = ceiling_points(classification)
     if ceiling:
         cells = [
@@ -119,7 +128,8 @@ def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> li
             else f"{ceiling[k][0]:.3f}" + ("" if k == FULL else f" ± {ceiling[k][1]:.3f}")
             for k in sizes
         ]
-        lines.append(f"| {CEILING_ROW} | " + " | ".join(cells) + " |")
+        body.append([CEILING_ROW, *cells])
+    lines = table(["matrix", *head], body)
     if short:
         notes = [f"{k} / class: " + ", ".join(f"{c} ({n})" for c, n in short[k].items()) for k in short]
         lines += [
@@ -129,41 +139,43 @@ def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> li
     return lines
 
 
-def _goals(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
-    """Issue 11's goals against the curve numbers (frozen CNN or BiLSTM, sizes <= 200 per class)."""
+def _targets(classification: MetricsDoc, records: Sequence[MatrixRecord], targets: Targets) -> list[str]:
+    """The project's curve targets at the sizes this run drew: the best extracted matrix's margins over
+    the baselines (best of `curves.consumers`), and each fine-tuned encoder's matrix against the base's."""
     points = curve_points(classification)
     by_name = {r.name: r for r in records}
     extracted = [n for n in points if n in by_name and by_name[n].source]
-    w2v = [n for n in points if n in by_name and by_name[n].strategy == WORD2VEC]
+    w2v = [n for n in points if n in by_name and by_name[n].strategy == Strategy.WORD2VEC]
     random = [n for n in points if n not in by_name]
-    small = [k for k in size_keys(classification) if k.isdigit() and int(k) <= GOAL_SIZE]
+    sizes = size_keys(classification)
+    goal = targets.curves
+    nets = "/".join(goal.consumers)
     lines = []
 
     def best_of(names: list[str], size: str) -> tuple[str, float] | None:
-        found = [(n, b[1][0]) for n in names if (b := _best(points[n], size, FROZEN_NETS))]
+        found = [(n, b[1][0]) for n in names if (b := _best(points[n], size, goal.consumers))]
         return max(found, key=lambda f: f[1]) if found else None
 
-    for size in small:
+    for size in sizes:
         top = best_of(extracted, size)
-        if top is None:
-            continue
-        for label, names, goal in (("random init", random, GOAL_RANDOM), ("word2vec", w2v, GOAL_W2V)):
+        margins = ((RANDOM_BASELINE, random, goal.over_random), (Strategy.WORD2VEC, w2v, goal.over_word2vec))
+        for label, names, by_size in margins:
             other = best_of(names, size)
-            if other is None:
+            if top is None or other is None or size not in by_size:
                 continue
             gap = top[1] - other[1]
-            verdict = "met" if gap >= goal else f"missed by {goal - gap:.3f}"
             lines.append(
-                f"- {size} / class, frozen CNN/BiLSTM: best extracted {top[1]:.3f} ({top[0]}) vs {label} "
-                f"{other[1]:.3f}: {gap:+.3f} (goal ≥ +{goal:.2f}: {verdict})."
+                f"- {size} / class, {nets}: best extracted {top[1]:.3f} ({top[0]}) vs {label} "
+                f"{other[1]:.3f}: {gap:+.3f}; the project's target ≥ +{by_size[size]:.2f}, "
+                f"{verdict(gap, by_size[size])}."
             )
     for r in records:
         base = next(
             (
                 b
                 for b in records
-                if b.source == "base"
-                and r.source == "finetuned"
+                if b.source == Source.BASE
+                and r.source == Source.FINETUNED
                 and b.strategy == r.strategy
                 and b.layer == r.layer
                 and b.name in points
@@ -172,43 +184,50 @@ def _goals(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[
         )
         if base is None or r.name not in points:
             continue
-        for size in size_keys(classification):
+        for size in (s for s in sizes if s in goal.finetuned_ahead):
             tuned, plain = _best(points[r.name], size), _best(points[base.name], size)
             if tuned and plain:
                 gap = tuned[1][0] - plain[1][0]
-                verdict = "met" if gap > 0 else f"missed by {-gap:.3f}"
                 lines.append(
-                    f"- {size} / class: {r.name} {tuned[1][0]:.3f} vs {base.name} "
-                    f"{plain[1][0]:.3f}: {gap:+.3f} "
-                    f"(goal: fine-tuned encoder ahead: {verdict})."
+                    f"- {size} / class: {r.name} {tuned[1][0]:.3f} vs {base.name} {plain[1][0]:.3f}: "
+                    f"{gap:+.3f}; "
+                    f"the project's target: the fine-tuned encoder ahead, {verdict(gap, 0.0, strict=True)}."
                 )
     return lines
 
 
-def curve_section(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
-    """The report's opening: the table, the figure, the goals; nothing when the run drew no curve."""
+def curve_section(
+    classification: MetricsDoc, records: Sequence[MatrixRecord], targets: Targets | None = None
+) -> list[str]:
+    """What a matrix buys a small model: the table with the transformer ceiling, the figure, the
+    project's curve targets that apply; nothing when the run drew no curve."""
     if not curve_points(classification):
         return []
+    met = _targets(classification, records, targets) if targets else []
     runs = max(
         (p[2] for s in curve_points(classification).values() for sz in s.values() for p in sz.values()),
         default=1,
     )
     return [
-        "## Should I use this matrix, and from which encoder?",
-        "",
         f"Test macro-F1 (mean ± sd over up to {runs} nested, stratified training draws) of a small model "
-        "trained on top of each matrix with a given number of training texts per class; each cell shows the "
-        "best consumer there (in brackets; the tables per consumer are below). The ceiling is the "
-        "transformer itself, fine-tuned on the same training texts (the `ceiling` stage: the base encoder, "
-        "the same draws; at the full split, the `finetune` stage's classifier).",
+        "trained on top of each matrix with a given number of training texts per class, against a random "
+        "matrix and word2vec trained on the same texts; each cell shows the best consumer there (in "
+        "brackets). The ceiling is the transformer itself, fine-tuned on the same training texts (the "
+        "`ceiling` stage: the base encoder, the same draws; at the full split, the `finetune` stage's "
+        "classifier).",
         "",
         *_headline(classification, records),
         "",
-        f"![learning curves](../plots/png/{CURVES_PNG})",
+        f"![learning curves](../plots/{PNG_DIR}/{CURVES_PNG})",
         "",
-        *(["Goals (issue 11):", "", *goals, ""] if (goals := _goals(classification, records)) else []),
-        *_per_series(classification, records),
+        *(["The project's targets for this model:", "", *found, ""] if (found := met) else []),
     ]
+
+
+def curve_details(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
+    """The learning curve of every consumer, one table each; nothing when the run drew no curve."""
+    lines = _per_series(classification, records)
+    return ["## Learning curves per consumer", "", *lines] if lines else []
 
 
 def _per_series(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
@@ -218,26 +237,17 @@ def _per_series(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> 
     series = sorted({s for m in points.values() for s in m})  # not the file's key order: same either way
     lines = []
     for name in series:
-        lines += [
-            f"Consumer `{name}`:",
-            "",
-            "| matrix | " + " | ".join(sizes) + " |",
-            "|---" * (len(sizes) + 1) + "|",
-        ]
+        rows = []
         for matrix in _order(points, records):
             got = points[matrix].get(name, {})
-            lines.append(
-                f"| {matrix} | "
-                + " | ".join(f"{got[s][0]:.3f} ± {got[s][1]:.3f}" if s in got else "–" for s in sizes)
-                + " |"
-            )
-        lines.append("")
+            rows.append([matrix, *(f"{got[s][0]:.3f} ± {got[s][1]:.3f}" if s in got else "–" for s in sizes)])
+        lines += [f"Consumer `{name}`:", "", *table(["matrix", *sizes], rows), ""]
     return lines
 
 
 def curve_table(classification: MetricsDoc) -> pd.DataFrame:
     """plots/curves.csv: one row per matrix, consumer and size, with error-bar ends for `dvc plots`."""
-    rows_of = classification.mapping(CURVES, "train_rows")
+    rows_of = classification.mapping(CURVES, TRAIN_ROWS)
     f1, acc = curve_points(classification, MACRO_F1), curve_points(classification, ACCURACY)
     # the ceiling is drawn in every consumer's panel, so it repeats once per series
     series = list(dict.fromkeys(name for m in f1.values() for name in m))

@@ -1,7 +1,7 @@
 """Plot data for `dvc plots` and PNG images (matplotlib, Agg) readable without a browser.
 
-`write_plot_data` writes the tables only the results hold (per-pair cosines, per-text predictions);
-`render_plots` draws everything else from files: the metrics JSON, those tables and the embeddings index.
+`render_plots` draws everything from files: the metrics JSON, the embeddings index, and the tables only
+the results hold (per-pair cosines, per-text predictions), which `outputs.write_plot_data` wrote first.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import matplotlib
 
@@ -25,30 +25,35 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from embedforge.core.catalog import MatrixRecord  # noqa: E402
 from embedforge.core.files import atomic_path  # noqa: E402
 from embedforge.core.metrics import ACCURACY, MACRO_F1  # noqa: E402
-from embedforge.evaluate.classification import CONFUSION, LABELS  # noqa: E402
-from embedforge.evaluate.curve_report import CURVES_PNG, curve_table  # noqa: E402
-from embedforge.evaluate.documents import (  # noqa: E402
+from embedforge.evaluate.files import (  # noqa: E402
     CLASSIFICATION_FILE,
-    CONFUSION_CSV,
+    CONFUSION,
+    CONFUSION_PNG,
     CURVES_CSV,
+    CURVES_PNG,
+    FINETUNED_KEY,
+    LABELS,
     LAYERS_CSV,
+    LAYERS_PNG,
     PNG_DIR,
+    PROBE_KEY,
+    PROBE_PNG,
     SCATTER_DIR,
     SIMILARITY_FILE,
+    TRAINING_PNG,
+    VARIANTS,
     MetricsDoc,
     matrix_keys,
     read_docs,
+    scatter_image,
 )
-from embedforge.evaluate.probe import VARIANTS  # noqa: E402
-
-if TYPE_CHECKING:
-    from embedforge.evaluate.results import Results
+from embedforge.evaluate.render.curves import curve_table  # noqa: E402
 
 PNG_META = {"Software": None}  # no version string: same data -> same bytes
 # Chinese labels (class names, benchmark names) need CJK glyphs, which matplotlib's DejaVu Sans lacks.
 # The bundled subset of Noto Sans CJK SC (GB 2312, SIL OFL 1.1: fonts/OFL.txt) is registered here and
 # listed after the default font: matplotlib takes each glyph from the first font of the list that has it.
-CJK_FONT = Path(__file__).with_name("fonts") / "NotoSansCJKsc-GB2312.otf"
+CJK_FONT = Path(__file__).parents[1] / "fonts" / "NotoSansCJKsc-GB2312.otf"  # in embedforge/evaluate/
 font_manager.fontManager.addfont(str(CJK_FONT))
 CJK_FAMILY = font_manager.FontProperties(fname=CJK_FONT).get_name()
 FONT_FAMILY = ["DejaVu Sans", CJK_FAMILY]
@@ -197,30 +202,16 @@ def layer_table(records: Sequence[MatrixRecord], similarity: MetricsDoc) -> pd.D
     return pd.DataFrame(rows, columns=columns).sort_values(["series", "benchmark", "layer"], kind="stable")
 
 
-def write_plot_data(results: Results, plots_dir: str | Path) -> None:
-    """The plot tables only the results hold: scatter/<benchmark>.csv and confusion.csv."""
-    plots_dir = Path(plots_dir)
-    with atomic_path(plots_dir / SCATTER_DIR, is_dir=True) as tmp:
-        benches = dict.fromkeys(b for s in results.scores.values() for b in s.similarity)
-        for bench in benches:
-            frames = [s.similarity[bench].scores.assign(matrix=name) for name, s in results.scores.items()]
-            pd.concat(frames)[["matrix", "word1", "word2", "human", "cosine"]].to_csv(
-                tmp / f"{bench}.csv", index=False
-            )
-    with atomic_path(plots_dir / CONFUSION_CSV) as tmp:
-        results.classifier.predictions().to_csv(tmp, index=False)
-
-
 def _probe_accuracy(
     classification: MetricsDoc, records: Sequence[MatrixRecord]
 ) -> dict[str, dict[str, float]]:
     """matrix -> variant -> probe accuracy: the index's matrices first, then the baselines."""
-    probe = classification.mapping("probe")
+    probe = classification.mapping(PROBE_KEY)
     names = [r.name for r in records if r.name in probe]
     names += sorted(set(probe) - set(names))
     accuracy = {}
     for n in names:
-        values = [classification.number("probe", n, v, ACCURACY) for v in VARIANTS]
+        values = [classification.number(PROBE_KEY, n, v, ACCURACY) for v in VARIANTS]
         known = [x for x in values if x is not None]
         if len(known) == len(VARIANTS):  # a bar needs both variants
             accuracy[n] = dict(zip(VARIANTS, known, strict=True))
@@ -278,14 +269,14 @@ def render_plots(
                 for m in matrix_keys(similarity)
                 if similarity.has(m, bench)
             }
-            scatter_png(pd.read_csv(csv), bench, rho, tmp / f"scatter_{bench}.png")
-        layers_png(layers, tmp / "spearman_by_layer.png")
-        labels = classification.strings("finetuned", LABELS)
-        counts = classification.counts("finetuned", CONFUSION)
+            scatter_png(pd.read_csv(csv), bench, rho, tmp / scatter_image(bench))
+        layers_png(layers, tmp / LAYERS_PNG)
+        labels = classification.strings(FINETUNED_KEY, LABELS)
+        counts = classification.counts(FINETUNED_KEY, CONFUSION)
         if labels is not None and counts is not None:
-            confusion_png(np.asarray(counts, dtype=np.int64), labels, tmp / "confusion.png")
+            confusion_png(np.asarray(counts, dtype=np.int64), labels, tmp / CONFUSION_PNG)
         accuracy = _probe_accuracy(classification, records)
         if accuracy:
-            probe_png(accuracy, tmp / "probe.png")
+            probe_png(accuracy, tmp / PROBE_PNG)
         if dvclive_dir is not None:
-            training_png(Path(dvclive_dir), tmp / "training.png")
+            training_png(Path(dvclive_dir), tmp / TRAINING_PNG)
