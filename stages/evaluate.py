@@ -25,7 +25,7 @@ def main() -> None:
     params = everything.evaluate
     targets = for_source(params.targets, everything.model.source)  # first: a bad file fails fast
     ceiling = MetricsDoc.read(CEILING) if CEILING.is_file() else None
-    results = evaluate_all(params, CATALOG, FINETUNED, PREPARED, ceiling)
+    results = evaluate_all(params, CATALOG, FINETUNED, PREPARED, ceiling, everything.curves)
     write_results(results, METRICS, PLOTS)  # the data first: metrics/*.json, plot tables
     # then what is rendered from those files; training curves only when finetune left its DVCLive folder
     render(METRICS, PLOTS, CATALOG.records(), DVCLIVE if DVCLIVE.is_dir() else None, targets)

@@ -19,7 +19,8 @@ from embedforge.evaluate.run import probe_splits
 from embedforge.fingerprint import stage_fingerprints
 
 SETTINGS = {
-    "evaluate": {"curve_sizes": [3, 5, 0], "curve_seeds": 2, "curve_consumers": ["mean"], "seed": 7},
+    "curves": {"sizes": [3, 5, 0], "seeds": 2, "seed": 7},
+    "evaluate": {"curve_consumers": ["mean"]},
     "finetune": {"seed": 1},
     "ceiling": {"max_size": 3, "batch_size": 4, "epochs": 1, "min_steps": 2},
 }
@@ -44,7 +45,7 @@ def run(prepared_dir: Path, tiny_model_dir: Path) -> dict:
 def test_it_trains_on_exactly_the_subsets_the_curves_draw(run: dict, prepared_dir: Path) -> None:
     p = parse_params(SETTINGS)
     prepared = PreparedData(prepared_dir)
-    curves = CurveRunner(p.evaluate, prepared.label_names())  # as evaluate draws them, from its own data
+    curves = CurveRunner(p.evaluate, prepared.label_names(), draws=p.curves)  # as evaluate draws them, from its own data
     train, test = probe_splits(prepared, {})
     curves.add("random", torch.zeros(1, 4), train, test)
     assert curves.plan is not None
@@ -92,11 +93,10 @@ def test_a_run_depends_only_on_the_keys_the_fingerprint_tracks() -> None:
     b = FinetuneParams(**tracked, batch_size=8, grad_accum_steps=4, epochs=5.0, max_steps=3, eval_steps=9)
     assert ceiling.run_params(a, c, 100, 1) == ceiling.run_params(replace(b, distributed="ddp"), c, 100, 1)
     base = stage_fingerprints(Params())["ceiling"]
-    assert base["evaluate"] == {"curve_sizes": [50, 200, 1000, 0], "curve_seeds": 3, "seed": 42}
+    assert set(base) == {"finetune"}  # the draws are the `curves` section, which dvc.yaml lists itself
     other = parse_params({"evaluate": {"probe_words": ["好"]}, "finetune": {"epochs": 2}})
     assert stage_fingerprints(other)["ceiling"] == base  # an unrelated key leaves the ceiling alone
-    moved = parse_params({"evaluate": {"curve_seeds": 2}, "finetune": {"lr": 2e-5}})
-    assert stage_fingerprints(moved)["ceiling"]["evaluate"]["curve_seeds"] == 2
+    moved = parse_params({"finetune": {"lr": 2e-5}})
     assert stage_fingerprints(moved)["ceiling"]["finetune"]["lr"] == 2e-5
 
 

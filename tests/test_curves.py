@@ -93,7 +93,7 @@ def test_plan_runs_each_small_size_per_seed_and_the_full_split_once() -> None:
     plan = CurvePlan.of(np.array([0] * 20 + [1] * 20), [4, 0], seeds=3, seed=0)
     assert [len(plan.runs[k]) for k in ("4", FULL)] == [3, 1]
     assert plan.rows() == {"4": 8, FULL: 40}
-    with pytest.raises(EmbedforgeError, match="curve_sizes"):
+    with pytest.raises(EmbedforgeError, match="curves.sizes"):
         CurvePlan.of(np.array([0, 1]), [-1], seeds=1, seed=0)
 
 
@@ -104,7 +104,7 @@ def test_unknown_consumer_is_an_error() -> None:
 
 def _params(**kw: object) -> EvaluateParams:
     base = dict(
-        curve_consumers=["mean", "cnn"], curve_sizes=[5, 0], curve_seeds=2, cnn_filters=8, lstm_hidden=8
+        curve_consumers=["mean", "cnn"], cnn_filters=8, lstm_hidden=8
     )
     return EvaluateParams(**{**base, **kw})  # type: ignore[arg-type]
 
@@ -112,7 +112,7 @@ def _params(**kw: object) -> EvaluateParams:
 def test_curve_section_is_strict_rounded_json(toy: tuple) -> None:
     weight, train, test = toy
     p = _params(curve_min_steps=5)
-    plan = CurvePlan.of(train.labels.numpy(), p.curve_sizes, p.curve_seeds, p.seed)
+    plan = CurvePlan.of(train.labels.numpy(), [5, 0], seeds=2, seed=p.seed)
     curve = run_curve(weight, train, test, NAMES, plan, CurveConfig.of(p))
     assert list(curve) == ["mean_frozen"] + ["cnn_frozen"]
     point = curve["cnn_frozen"]["5"]

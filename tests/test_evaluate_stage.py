@@ -15,7 +15,7 @@ from embedforge.core.catalog import Catalog, MatrixRecord
 from embedforge.core.curves import CurvePlan
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import EvaluateParams
+from embedforge.core.params import CurvesParams, EvaluateParams
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate import evaluate_all, render, to_metrics, write_results
 from embedforge.evaluate.curves import checked_ceiling
@@ -38,6 +38,7 @@ from embedforge.evaluate.render.report import (
 from embedforge.evaluate.results import Results
 from embedforge.evaluate.run import probe_splits, row_caps
 
+CURVES = CurvesParams(sizes=[5, 0], seeds=2)  # a small learning curve: two sizes, two draws at 5
 MATRICES = [  # name, strategy, layer
     ("cls_base", "cls", None),
     ("decontext_base_L1", "decontext", 1),
@@ -84,8 +85,6 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, prepared_dir: Path, tiny_mo
         # a small learning curve: one matrix and the random baseline, two consumers, two sizes
         curve_matrices=["decontext_base_L2", "random*"],
         curve_consumers=["mean", "cnn"],
-        curve_sizes=[5, 0],
-        curve_seeds=2,
         curve_min_steps=4,
         cnn_filters=4,
         selection_set=str(bench / "chars.tsv"),  # its dev half picks the recommended matrix
@@ -101,6 +100,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, prepared_dir: Path, tiny_mo
         "catalog": catalog,
         "finetuned": finetuned,
         "params": params,
+        "curves": CURVES,
         "ceiling": MetricsDoc.of(ceiling, "metrics/ceiling.json"),
     }
 
@@ -113,6 +113,7 @@ def evaluate_inputs(inputs: dict) -> Results:
         inputs["finetuned"],
         inputs["prepared"],
         ceiling=inputs["ceiling"],
+        curves=inputs["curves"],
     )
 
 
@@ -281,7 +282,7 @@ def test_two_shapes_get_one_random_baseline_each(inputs: dict, tmp_path: Path) -
     params = replace(
         inputs["params"], similarity_files=[], analogy_files=[], probe_epochs=1, selection_set=None
     )
-    results = evaluate_all(params, catalog, inputs["finetuned"], inputs["prepared"])
+    results = evaluate_all(params, catalog, inputs["finetuned"], inputs["prepared"], curves=CURVES)
     assert list(results.probe) == ["a_base", "b_base", "random_a_base", "random_b_base"]
     docs = {n: MetricsDoc.of(d, n) for n, d in to_metrics(results).items()}
     report = build_report(docs[SIMILARITY_FILE], docs[CLASSIFICATION_FILE], records)
@@ -324,7 +325,7 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
     p = inputs["params"]
     files = ", ".join(p.similarity_files)
     yaml = f"evaluate:\n  similarity_files: [{files}]\n  analogy_files: []\n  probe_epochs: 1\n"
-    yaml += "  curve_consumers: [mean]\n  curve_sizes: [5, 0]\n  curve_seeds: 1\n"
+    yaml += "  curve_consumers: [mean]\ncurves:\n  sizes: [5, 0]\n  seeds: 1\n"
     code, _ = run_stage(_project(inputs, tmp_path, yaml), "evaluate")
     assert code == 0
     written = sorted(
@@ -425,7 +426,7 @@ def test_a_ceiling_from_other_draws_is_a_one_line_error(inputs: dict) -> None:
         with pytest.raises(EmbedforgeError) as err:
             checked_ceiling(MetricsDoc.of({"sizes": {"5": bad}}, "metrics/ceiling.json"), plan)
         assert str(err.value).startswith(f"metrics/ceiling.json: {where} = ") and expected in str(err.value)
-    with pytest.raises(EmbedforgeError, match=r"^metrics/ceiling.json: sizes.7 = .*evaluate.curve_sizes"):
+    with pytest.raises(EmbedforgeError, match=r"^metrics/ceiling.json: sizes.7 = .*curves.sizes"):
         checked_ceiling(MetricsDoc.of({"sizes": {"7": good}}, "metrics/ceiling.json"), plan)
 
 
@@ -482,7 +483,7 @@ def test_evaluate_device_is_resolved_once_and_reaches_the_classifier_and_the_cur
         seen.append(device)
         return classifier(model_dir, prepared, device)
 
-    def stop(p: EvaluateParams, names: list[str], device: torch.device) -> None:
+    def stop(p: EvaluateParams, names: list[str], device: torch.device, draws: object = None) -> None:
         seen.append(device)
         raise KeyboardInterrupt  # the devices are all this test needs
 
@@ -506,7 +507,7 @@ def test_capped_run_uses_the_same_sample_for_every_matrix_and_records_it(inputs:
         assert a.labels.tolist() == b.labels.tolist()
     assert [len(s.labels) for s in splits[0]] == [20, 8]
 
-    results = evaluate_all(p, catalog, inputs["finetuned"], prepared)
+    results = evaluate_all(p, catalog, inputs["finetuned"], prepared, curves=CURVES)
     docs = to_metrics(results)
     expected = {
         "max_train_rows": 20,

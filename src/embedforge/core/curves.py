@@ -20,12 +20,12 @@ import numpy as np
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import ACCURACY, MACRO_F1
 
-FULL = "full"  # the size key of the whole training split (`curve_sizes` entry 0)
+FULL = "full"  # the size key of the whole training split (`curves.sizes` entry 0)
 DIGITS = 4  # rounding of the summaries in the metrics files
 RUNS = "runs"
 SD = "_sd"  # suffix of a standard deviation key: macro_f1_sd, accuracy_sd
 SCORES = (MACRO_F1, ACCURACY)
-CURVE_SIZES = "evaluate.curve_sizes"
+CURVE_SIZES = "curves.sizes"
 # metrics/ceiling.json (the `ceiling` stage): {"sizes": {<size key>: {<Summary>, train_rows, steps, draws}}}
 CEILING_SIZES, TRAIN_ROWS, STEPS, DRAWS = "sizes", "train_rows", "steps", "draws"
 

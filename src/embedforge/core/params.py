@@ -162,17 +162,34 @@ class FinetuneParams:
 
 
 @dataclass(frozen=True)
+class CurvesParams:
+    """The training subsets of the learning curves, read by both `ceiling` and `evaluate`.
+
+    Stratified and nested: for draw i the texts of each class are put in an order seeded by `seed + i`,
+    and the subset of n per class is the first n of each class (the 50 lie inside the 200).
+    """
+
+    sizes: list[int] = setting(
+        [50, 200, 1000, 0], help="Training texts per class of each curve point; 0 = the whole train split."
+    )
+    seeds: int = setting(
+        3, help="Draws per size below the whole split (the whole split runs once).", min=1
+    )
+    seed: int = seed_setting(42, help="Seed of the draws: draw i orders each class with `seed + i`.")
+
+
+@dataclass(frozen=True)
 class CeilingParams:
     """The transformer ceiling of the learning curves: `models/base` fine-tuned on the curves' subsets.
 
-    The subsets are the curves' own draws (`evaluate.curve_sizes`, `curve_seeds`, `seed`); optimiser
-    settings, freezing and the seed (run i: `finetune.seed + i`) come from `finetune`; set here: which
-    sizes, and the schedule of a small training set.
+    The subsets are the curves' own draws (the `curves` section); optimiser settings, freezing and the
+    seed (run i: `finetune.seed + i`) come from `finetune`; set here: which sizes, and the schedule of a
+    small training set.
     """
 
     max_size: int = setting(
         200,
-        help="Fine-tune at every `evaluate.curve_sizes` entry up to this many texts per class; 0 = off (the "
+        help="Fine-tune at every `curves.sizes` entry up to this many texts per class; 0 = off (the "
         "ceiling keeps only the whole split).",
         min=0,
     )
@@ -186,7 +203,6 @@ class CeilingParams:
 # The keys of other sections that the `ceiling` stage reads. DVC cannot track a key that params.yaml leaves
 # to its default, so the `fingerprint` stage writes their resolved values to fingerprints/ceiling.json.
 CEILING_READS = {
-    "evaluate": ("curve_sizes", "curve_seeds", "seed"),  # the curves' draws
     "finetune": (
         "seed",
         "lr",
@@ -385,7 +401,7 @@ class EvaluateParams:
     )
     seed: int = seed_setting(
         42,
-        help="Seed of the probes and curves, of the random baseline matrix and of the recommended matrix's "
+        help="Seed of the probes and curve runs (not of their draws: `curves.seed`), of the random baseline matrix and of the recommended matrix's "
         "bootstrap intervals.",
     )
     curve_matrices: list[str] = setting(
@@ -398,12 +414,6 @@ class EvaluateParams:
     )
     curve_variants: list[Literal["frozen", "trainable"]] = setting(
         ["frozen"], help="Word vectors `frozen` and/or `trainable` on the learning curves."
-    )
-    curve_sizes: list[int] = setting(
-        [50, 200, 1000, 0], help="Learning-curve training texts per class; 0 = the whole train split."
-    )
-    curve_seeds: int = setting(
-        3, help="Runs per curve size below the whole split (the whole split runs once).", min=1
     )
     curve_epochs: int = setting(2, help="Epochs per learning-curve run.", min=1)
     curve_min_steps: int = setting(
@@ -458,6 +468,7 @@ class Params:
         PrepareParams(), help="Reading, cleaning and splitting the labelled data."
     )
     finetune: FinetuneParams = setting(FinetuneParams(), help="Fine-tuning the encoder as a classifier.")
+    curves: CurvesParams = setting(CurvesParams(), help="The training subsets of the learning curves.")
     ceiling: CeilingParams = setting(
         CeilingParams(), help="The fine-tuned transformer on the learning curves."
     )

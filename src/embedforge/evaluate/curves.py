@@ -31,7 +31,7 @@ from embedforge.core.curves import (
 )
 from embedforge.core.device import CPU
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.core.params import EvaluateParams
+from embedforge.core.params import CurvesParams, EvaluateParams
 from embedforge.evaluate.consumers import NetConfig, check_consumers, consumer_scores
 from embedforge.evaluate.files import CAPPED, CEILING, MATRICES, TRAIN_ROWS, VARIANTS, MetricsDoc
 from embedforge.evaluate.probe import ProbeConfig, ProbeData
@@ -140,12 +140,12 @@ def checked_ceiling(document: MetricsDoc, plan: CurvePlan) -> dict[str, Summary]
             raise document.error(where, f"a size of {CURVE_SIZES} below the full split; re-run `ceiling`")
         runs = document.number(*where, RUNS)
         if runs is None or not 1 <= runs <= len(plan.runs[key]):
-            raise document.error((*where, RUNS), f"1 to {len(plan.runs[key])} (evaluate.curve_seeds)")
+            raise document.error((*where, RUNS), f"1 to {len(plan.runs[key])} (curves.seeds)")
         if document.text(*where, DRAWS) != plan.digest(key, int(runs)):
             raise document.error(
                 (*where, DRAWS),
                 f"{plan.digest(key, int(runs))}, the digest of the curves' own draws (the data or "
-                "evaluate.seed changed since `ceiling` ran); re-run the ceiling stage",
+                "curves.seed changed since `ceiling` ran); re-run the ceiling stage",
             )
         summary: Summary = {k: document.number(*where, k) or 0.0 for s in SCORES for k in (s, s + SD)}
         out[key] = {**summary, RUNS: int(runs), STEPS: int(document.number(*where, STEPS) or 0)}
@@ -155,10 +155,12 @@ def checked_ceiling(document: MetricsDoc, plan: CurvePlan) -> dict[str, Summary]
 class CurveRunner:
     """Runs the curve of each matrix whose name `evaluate.curve_matrices` selects; the plan is drawn once."""
 
-    def __init__(self, p: EvaluateParams, names: list[str], device: torch.device = CPU) -> None:
+    def __init__(
+        self, p: EvaluateParams, names: list[str], device: torch.device = CPU, draws: CurvesParams | None = None
+    ) -> None:
         self.patterns = list(p.curve_matrices)
         self.cfg = CurveConfig.of(p, device)
-        self.p = p
+        self.draws = draws or CurvesParams()
         self.names = names
         self.plan: CurvePlan | None = None
         self.labels = np.zeros(0, dtype=np.int64)
@@ -173,7 +175,7 @@ class CurveRunner:
             return
         if self.plan is None:
             self.labels = train.labels.numpy()
-            self.plan = CurvePlan.of(self.labels, self.p.curve_sizes, self.p.curve_seeds, self.p.seed)
+            self.plan = CurvePlan.of(self.labels, self.draws.sizes, self.draws.seeds, self.draws.seed)
         start = time.perf_counter()
         self.curves[name] = run_curve(weight, train, test, self.names, self.plan, self.cfg)
         logger.info("curve of %s: %.1f s", name, time.perf_counter() - start)
@@ -194,6 +196,6 @@ class CurveRunner:
             }
         capped = {
             key: {self.names[c]: rows for c, rows in short.items()}
-            for key, short in capped_classes(self.labels, self.p.curve_sizes).items()
+            for key, short in capped_classes(self.labels, self.draws.sizes).items()
         }
         return CurveResults(self.plan.rows(), self.curves, points, capped)

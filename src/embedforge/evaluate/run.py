@@ -14,7 +14,7 @@ from embedforge.core.catalog import Catalog, random_name
 from embedforge.core.device import resolve_device
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import EvaluateParams, check_selection
+from embedforge.core.params import CurvesParams, EvaluateParams, check_selection
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.caps import RowCaps
 from embedforge.evaluate.classification import score_classifier
@@ -99,10 +99,12 @@ def evaluate_all(
     model_dir: str | Path,
     prepared: PreparedData,
     ceiling: MetricsDoc | None = None,
+    curves: CurvesParams | None = None,
 ) -> Results:
     """Score every matrix (intrinsic + probe), a random matrix per vocabulary/shape, and the classifier.
 
-    `ceiling` (metrics/ceiling.json of the `ceiling` stage) fills the curves' transformer ceiling."""
+    `ceiling` (metrics/ceiling.json of the `ceiling` stage) fills the curves' transformer ceiling; `curves`
+    (default: the defaults of the `curves` params) says which training subsets the curves draw."""
     bench = load_benchmarks(p)
     device = resolve_device(p.device, "evaluate.device")
     logger.info("probe, curves and classifier on %s", device)
@@ -118,7 +120,7 @@ def evaluate_all(
     splits: dict[tuple[str, ...], tuple[ProbeData, ProbeData]] = {}
     baselines: dict[tuple, tuple[str, ProbeScores]] = {}  # (vocabulary, dim) -> (first matrix, scores)
     noises: dict[tuple, torch.Tensor] = {}  # (vocabulary, dim) -> the random matrix, for its curve
-    curves = CurveRunner(p, names, device)
+    runner = CurveRunner(p, names, device, curves)
     caps = row_caps(p, prepared)
     if caps.applied():
         logger.info("probes and curves on a sample: %s", caps.metrics())
@@ -130,7 +132,7 @@ def evaluate_all(
             splits[vocabulary] = probe_splits(prepared, wv.index, caps)
         train, test = splits[vocabulary]
         probe[record.name] = run_probe(wv.weight, train, test, names, cfg)
-        curves.add(record.name, wv.weight, train, test)
+        runner.add(record.name, wv.weight, train, test)
         key = (vocabulary, wv.dim)
         if key not in baselines:  # the baseline depends only on the vocabulary and the shape
             noises[key] = random_matrix(wv.weight, p.seed)
@@ -138,16 +140,16 @@ def evaluate_all(
         logger.info("evaluated %s", record.name)
     for key, (first, baseline) in baselines.items():
         probe[random_name(first, len(baselines))] = baseline
-        if curves.wants(random_name(first, len(baselines))):
+        if runner.wants(random_name(first, len(baselines))):
             train, test = splits[key[0]]
-            curves.add(random_name(first, len(baselines)), noises[key], train, test)
+            runner.add(random_name(first, len(baselines)), noises[key], train, test)
     selection = recommend(p, bench.similarity, scores, records, list(bench.analogy))
     return Results(
         records=records,
         scores=scores,
         classifier=classifier,
         probe=probe,
-        curves=curves.results(ceiling, classifier.metrics()),
+        curves=runner.results(ceiling, classifier.metrics()),
         selection=selection,
         caps=caps.metrics(),
     )

@@ -1,8 +1,8 @@
 """The transformer ceiling of the learning curves (stage `ceiling`): `models/base` fine-tuned on each
 training subset of the curves, scored on the untouched test split.
 
-The subsets are the curves' own draws (`embedforge.core.curves.CurvePlan` with `evaluate.curve_sizes`,
-`curve_seeds` and `seed`, over the same train labels), limited to the sizes up to `ceiling.max_size`; each
+The subsets are the curves' own draws (`embedforge.core.curves.CurvePlan` with the `curves` params, over
+the same train labels), limited to the sizes up to `ceiling.max_size`; each
 run is the `finetune` stage's Trainer (same model head, optimiser, length-grouped batches) with a fixed
 schedule for a small training set: `ceiling.epochs` passes of `ceiling.batch_size`, but at least
 `ceiling.min_steps` steps. No checkpoint is selected (nothing is tuned on validation or test): the model
@@ -40,7 +40,7 @@ MEGA_BATCH = 4
 
 def ceiling_sizes(p: Params) -> list[int]:
     """The curve sizes the ceiling runs: those > 0 and <= ceiling.max_size, ascending."""
-    return sorted({n for n in p.evaluate.curve_sizes if 0 < n <= p.ceiling.max_size})
+    return sorted({n for n in p.curves.sizes if 0 < n <= p.ceiling.max_size})
 
 
 def run_params(f: FinetuneParams, c: CeilingParams, rows: int, run: int) -> FinetuneParams:
@@ -110,8 +110,7 @@ def run_ceiling(p: Params, base_dir: Path, prepared: PreparedData) -> dict[str, 
     check_freeze(base_dir, p.finetune)
     names = prepared.label_names()
     train, test = (load_encoded_split(prepared, s, len(names)) for s in ("train", "test"))
-    e = p.evaluate
-    plan = CurvePlan.of(train.labels, sizes, e.curve_seeds, e.seed)
+    plan = CurvePlan.of(train.labels, sizes, p.curves.seeds, p.curves.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     points: dict[str, object] = {}
     for n in sizes:
