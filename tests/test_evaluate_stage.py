@@ -15,7 +15,7 @@ from embedforge.core.catalog import Catalog, MatrixRecord
 from embedforge.core.curves import CurvePlan
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.params import CurvesParams, EvaluateParams
+from embedforge.core.params import CurvesParams, EvaluateParams, parse_params
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate import evaluate_all, render, to_metrics, write_results
 from embedforge.evaluate.curves import checked_ceiling
@@ -367,6 +367,31 @@ def test_stage_prints_one_line_and_writes_nothing_on_a_bad_benchmark(
         "error: bad.tsv line 2: expected word1<TAB>word2<TAB>score, got 'c\\td'"
     ]
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
+
+
+def test_stage_shows_the_targets_of_its_model_source_and_fails_fast_on_a_bad_file(
+    inputs: dict, tmp_path: Path, run_stage
+) -> None:
+    files = ", ".join(inputs["params"].similarity_files)
+    yaml = f"evaluate:\n  similarity_files: [{files}]\n  analogy_files: []\n  probe_epochs: 1\n"
+    yaml += (
+        f"  curve_matrices: []\n  selection_set: {inputs['params'].selection_set}\n  targets: targets.yaml\n"
+    )
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "good").mkdir()
+    bad = _project(inputs, tmp_path / "bad", yaml)
+    (bad / "targets.yaml").write_text("source: m\nrecommended: {chars: high}\n", encoding="utf-8")
+    code, err = run_stage(bad, "evaluate")
+    assert code == 1
+    assert err.strip().splitlines() == ["error: targets.yaml: recommended.chars = 'high'; expected a number"]
+    assert not (bad / "metrics").exists() and not (bad / "plots").exists()
+    good = _project(inputs, tmp_path / "good", yaml)
+    source = parse_params({}).model.source  # the project's params leave model.source at its default
+    (good / "targets.yaml").write_text(f"source: {source}\nrecommended: {{chars: 0.99}}\n", encoding="utf-8")
+    code, _ = run_stage(good, "evaluate")
+    assert code == 0
+    report = (good / "metrics" / "report.md").read_text(encoding="utf-8")
+    assert "| the project's target |" in report and "| ≥ 0.990: missed by " in report
 
 
 def test_report_opens_with_the_answer_then_what_it_buys(written: dict) -> None:
