@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run queue test test-fast lint bench clean-venv
+.PHONY: setup run queue test test-fast lint docs params-reference bench clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ lint: setup
 	$(BIN)/ruff check src stages tests bench tools
 	$(BIN)/ruff format --check src stages tests bench tools
 	$(BIN)/mypy
+
+docs: setup  # the documentation site, offline and strict (a warning is an error), into site/
+	PYTHONPATH=src $(BIN)/python tools/params_reference.py --check
+	PYTHONPATH=src $(BIN)/mkdocs build --strict
+
+params-reference: setup  # regenerate docs/reference/params.md from the schema in src/embedforge/core/params.py
+	PYTHONPATH=src $(BIN)/python tools/params_reference.py
 
 bench: setup
 	$(BIN)/python bench/finetune_throughput.py
