@@ -45,7 +45,8 @@ def run(prepared_dir: Path, tiny_model_dir: Path) -> dict:
 def test_it_trains_on_exactly_the_subsets_the_curves_draw(run: dict, prepared_dir: Path) -> None:
     p = parse_params(SETTINGS)
     prepared = PreparedData(prepared_dir)
-    curves = CurveRunner(p.evaluate, prepared.label_names(), draws=p.curves)  # as evaluate draws them, from its own data
+    # as evaluate draws them, from its own data
+    curves = CurveRunner(p.evaluate, prepared.label_names(), draws=p.curves)
     train, test = probe_splits(prepared, {})
     curves.add("random", torch.zeros(1, 4), train, test)
     assert curves.plan is not None

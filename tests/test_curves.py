@@ -103,9 +103,7 @@ def test_unknown_consumer_is_an_error() -> None:
 
 
 def _params(**kw: object) -> EvaluateParams:
-    base = dict(
-        curve_consumers=["mean", "cnn"], cnn_filters=8, lstm_hidden=8
-    )
+    base = dict(curve_consumers=["mean", "cnn"], cnn_filters=8, lstm_hidden=8)
     return EvaluateParams(**{**base, **kw})  # type: ignore[arg-type]
 
 

@@ -8,12 +8,12 @@ import pytest
 
 from embedforge.core.catalog import MatrixRecord
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.fingerprint import stage_fingerprints
 from embedforge.core.params import load_params, parse_params
 from embedforge.evaluate.files import CLASSIFICATION_FILE, SIMILARITY_FILE, MetricsDoc
 from embedforge.evaluate.render.curves import curve_section
 from embedforge.evaluate.render.report import build_report
 from embedforge.evaluate.render.targets import CurveTargets, Targets, for_source, read_targets
+from embedforge.fingerprint import stage_fingerprints
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "pkg:embedding/m3e-small"

@@ -23,7 +23,6 @@ from embedforge.evaluate.render.report import build_report
 from embedforge.evaluate.results import MatrixScores
 from embedforge.evaluate.selection import choose, dev_half, held_half, recommend, spearman
 from embedforge.evaluate.similarity import word_similarity
-from embedforge.fingerprint import stage_fingerprints
 
 WORDS = [f"w{i}" for i in range(120)]
 SET = "sel.tsv"

@@ -172,9 +172,7 @@ class CurvesParams:
     sizes: list[int] = setting(
         [50, 200, 1000, 0], help="Training texts per class of each curve point; 0 = the whole train split."
     )
-    seeds: int = setting(
-        3, help="Draws per size below the whole split (the whole split runs once).", min=1
-    )
+    seeds: int = setting(3, help="Draws per size below the whole split (the whole split runs once).", min=1)
     seed: int = seed_setting(42, help="Seed of the draws: draw i orders each class with `seed + i`.")
 
 
@@ -401,8 +399,8 @@ class EvaluateParams:
     )
     seed: int = seed_setting(
         42,
-        help="Seed of the probes and curve runs (not of their draws: `curves.seed`), of the random baseline matrix and of the recommended matrix's "
-        "bootstrap intervals.",
+        help="Seed of the probes and curve runs (not of their draws: `curves.seed`), of the random "
+        "baseline matrix and of the recommended matrix's bootstrap intervals.",
     )
     curve_matrices: list[str] = setting(
         ["decontext_*", "word2vec", "random*"],

@@ -156,7 +156,11 @@ class CurveRunner:
     """Runs the curve of each matrix whose name `evaluate.curve_matrices` selects; the plan is drawn once."""
 
     def __init__(
-        self, p: EvaluateParams, names: list[str], device: torch.device = CPU, draws: CurvesParams | None = None
+        self,
+        p: EvaluateParams,
+        names: list[str],
+        device: torch.device = CPU,
+        draws: CurvesParams | None = None,
     ) -> None:
         self.patterns = list(p.curve_matrices)
         self.cfg = CurveConfig.of(p, device)
