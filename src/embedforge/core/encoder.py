@@ -191,7 +191,7 @@ def encode_words(
     A word cut by truncation keeps the pieces that fit (`Encoder.encode` drops such a word)."""
     out = []
     # the tokenizer's per-sequence objects cost ~4 KB each: tokenize a chunk at a time so 100k words
-    # do not hold 100k of them at once (README "Scale": 422 MB at 100k words in one call)
+    # do not hold 100k of them at once (measured: 422 MB at 100k words in one call)
     for start in range(0, len(sentences), ENCODE_CHUNK):
         out += _encode_chunk(tokenizer, sentences[start : start + ENCODE_CHUNK], max_length)
     return out
