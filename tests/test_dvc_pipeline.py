@@ -89,6 +89,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, revi
             "test_ratio": 0.15,
         },
         "finetune": {"max_steps": 2, "batch_size": 8, "eval_steps": 1},
+        "curves": {"seeds": 3},  # DVC needs every section a stage lists to be in params.yaml
         "ceiling": {"max_size": 50, "min_steps": 2, "epochs": 0.1},
         "extract": {
             "strategies": ["input", "decontext"],
