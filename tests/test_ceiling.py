@@ -97,8 +97,8 @@ def test_a_run_depends_only_on_the_keys_the_fingerprint_tracks() -> None:
     assert set(base) == {"finetune"}  # the draws are the `curves` section, which dvc.yaml lists itself
     other = parse_params({"evaluate": {"probe_words": ["好"]}, "finetune": {"epochs": 2}})
     assert stage_fingerprints(other)["ceiling"] == base  # an unrelated key leaves the ceiling alone
-    moved = parse_params({"finetune": {"lr": 2e-5}})
-    assert stage_fingerprints(moved)["ceiling"]["finetune"]["lr"] == 2e-5
+    moved = parse_params({"finetune": {"weight_decay": 0.1}})
+    assert stage_fingerprints(moved)["ceiling"]["finetune"]["weight_decay"] == 0.1
 
 
 def test_max_size_below_every_curve_size_runs_nothing(prepared_dir: Path) -> None:

@@ -19,7 +19,7 @@ from embedforge.core.encoder import model_depth
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, write_json
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.core.params import FinetuneParams
+from embedforge.core.params import DEFAULT_LR, FinetuneParams
 from embedforge.core.prepared import PreparedData
 from embedforge.finetune.batches import load_encoded_split
 from embedforge.finetune.callbacks import LiveLogger, StopOnNonFinite
@@ -90,8 +90,11 @@ def finetune(
     checkpoint_root: Path,
     callbacks: Sequence[TrainerCallback] = (),
     lexical: LexicalSource | None = None,
+    lr: float = DEFAULT_LR,
 ) -> dict:
     """Train, select on validation macro-F1, write outputs; returns the metrics plus `resumed_from` step.
+
+    `lr`: the learning rate (params.yaml's top-level `lr`).
 
     `lexical`: the words and pooling of the joint lexical loss (`LexicalSource.from_params`), required
     when `p.lexical_weight` > 0 and ignored when it is 0."""
@@ -116,8 +119,8 @@ def finetune(
                 "joint lexical loss: %d dictionary words, weight %g", len(objective.items), p.lexical_weight
             )
         extra = lexical.key() if lexical is not None else None
-        key = run_key(p, [*prepared.files("train", "validation"), base_dir], nproc, extra)
-        args = training_args(p, checkpoint_root / key, len(train), nproc)  # sets up the process group
+        key = run_key(p, lr, [*prepared.files("train", "validation"), base_dir], nproc, extra)
+        args = training_args(p, lr, checkpoint_root / key, len(train), nproc)  # sets up the process group
         run_dir, resume = prepare_run_dir(checkpoint_root, key, main=is_main_process())
         live = restore_live(run_dir, resume, main=is_main_process())
         diverged = StopOnNonFinite()
