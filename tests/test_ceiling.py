@@ -84,7 +84,8 @@ def test_the_schedule_runs_epochs_but_at_least_min_steps() -> None:
     small, large = ceiling.run_params(f, c, 100, 0), ceiling.run_params(f, c, 2000, 2)
     assert (small.max_steps, large.max_steps) == (30, 189)  # 100 rows: 4 batches x 3 < 30
     assert (small.seed, large.seed) == (42, 44) and small.batch_size == 32 and small.grad_accum_steps == 1
-    assert small.lr == f.lr and small.warmup_ratio == f.warmup_ratio  # the finetune stage's optimiser
+    # the finetune stage's optimiser
+    assert small.weight_decay == f.weight_decay and small.warmup_ratio == f.warmup_ratio
 
 
 def test_a_run_depends_only_on_the_keys_the_fingerprint_tracks() -> None:

@@ -184,9 +184,10 @@ KILLER = textwrap.dedent(
             if state.global_step == int(sys.argv[1]):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    finetune(load_params().finetune, Path("models/base"), PreparedData(Path("data/prepared")),
+    params = load_params()
+    finetune(params.finetune, Path("models/base"), PreparedData(Path("data/prepared")),
              Path("models/finetuned"), Path("metrics/finetune.json"), Path("dvclive"),
-             Path("checkpoints/finetune"), callbacks=[Kill()])
+             Path("checkpoints/finetune"), lr=params.lr, callbacks=[Kill()])
     """
 )
 

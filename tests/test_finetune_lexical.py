@@ -200,7 +200,7 @@ def test_a_source_is_required_when_the_loss_is_on(workspace: Path) -> None:
     p = load_params(workspace / "params.yaml").finetune
     outputs = [workspace / x for x in ("out", "metrics.json", "live", "checkpoints")]
     with pytest.raises(ValueError, match="needs its LexicalSource"):
-        finetune(p, workspace / "models/base", PreparedData(workspace / "data/prepared"), *outputs)
+        finetune(p, workspace / "models/base", PreparedData(workspace / "data/prepared"), *outputs, lr=LR)
 
 
 def test_the_fingerprint_tracks_what_the_loss_reads_only_while_it_is_on() -> None:

@@ -19,7 +19,7 @@ from embedforge.core.encoder import model_depth
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, write_json
 from embedforge.core.metrics import ACCURACY, MACRO_F1
-from embedforge.core.params import DEFAULT_LR, FinetuneParams
+from embedforge.core.params import FinetuneParams
 from embedforge.core.prepared import PreparedData
 from embedforge.finetune.batches import load_encoded_split
 from embedforge.finetune.callbacks import LiveLogger, StopOnNonFinite
@@ -88,13 +88,15 @@ def finetune(
     metrics_path: Path,
     live_dir: Path,
     checkpoint_root: Path,
+    *,
+    lr: float,
     callbacks: Sequence[TrainerCallback] = (),
     lexical: LexicalSource | None = None,
-    lr: float = DEFAULT_LR,
 ) -> dict:
     """Train, select on validation macro-F1, write outputs; returns the metrics plus `resumed_from` step.
 
-    `lr`: the learning rate (params.yaml's top-level `lr`).
+    `lr`: the learning rate (params.yaml's top-level `lr`; no default, so a caller cannot train at
+    another rate than the one its run key records).
 
     `lexical`: the words and pooling of the joint lexical loss (`LexicalSource.from_params`), required
     when `p.lexical_weight` > 0 and ignored when it is 0."""
