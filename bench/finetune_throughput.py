@@ -32,7 +32,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from embedforge.core.params import FinetuneParams
+from embedforge.core.params import DEFAULT_LR, FinetuneParams
 from embedforge.core.prepared import PreparedData
 from embedforge.finetune.batches import EncodedDataset, Split, load_encoded_split
 from embedforge.finetune.trainer import build_trainer, load_model, training_args
@@ -97,10 +97,10 @@ def make_trainer(
     quiet = dict(max_steps=steps, eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
     if mode == "stage":
         return build_trainer(
-            model, tokenizer, training_args(p, Path(tmp), len(train), 1, **quiet), train, train
+            model, tokenizer, training_args(p, DEFAULT_LR, Path(tmp), len(train), 1, **quiet), train, train
         )
     # naive: the stage's settings, but random order and every batch padded to the longest sequence
-    args = training_args(p, Path(tmp), len(train), 1, train_sampling_strategy="random", **quiet)
+    args = training_args(p, DEFAULT_LR, Path(tmp), len(train), 1, train_sampling_strategy="random", **quiet)
     collator = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=max(train.lengths))
     return Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
 

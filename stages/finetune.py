@@ -39,6 +39,7 @@ def main() -> None:
         live_dir=Path("dvclive"),
         checkpoint_root=CHECKPOINTS,
         lexical=lexical,
+        lr=params.lr,
     )
     if metrics:  # rank 0 only
         print(

@@ -84,7 +84,8 @@ def test_the_schedule_runs_epochs_but_at_least_min_steps() -> None:
     small, large = ceiling.run_params(f, c, 100, 0), ceiling.run_params(f, c, 2000, 2)
     assert (small.max_steps, large.max_steps) == (30, 189)  # 100 rows: 4 batches x 3 < 30
     assert (small.seed, large.seed) == (42, 44) and small.batch_size == 32 and small.grad_accum_steps == 1
-    assert small.lr == f.lr and small.warmup_ratio == f.warmup_ratio  # the finetune stage's optimiser
+    # the finetune stage's optimiser
+    assert small.weight_decay == f.weight_decay and small.warmup_ratio == f.warmup_ratio
 
 
 def test_a_run_depends_only_on_the_keys_the_fingerprint_tracks() -> None:
@@ -97,8 +98,8 @@ def test_a_run_depends_only_on_the_keys_the_fingerprint_tracks() -> None:
     assert set(base) == {"finetune"}  # the draws are the `curves` section, which dvc.yaml lists itself
     other = parse_params({"evaluate": {"probe_words": ["好"]}, "finetune": {"epochs": 2}})
     assert stage_fingerprints(other)["ceiling"] == base  # an unrelated key leaves the ceiling alone
-    moved = parse_params({"finetune": {"lr": 2e-5}})
-    assert stage_fingerprints(moved)["ceiling"]["finetune"]["lr"] == 2e-5
+    moved = parse_params({"finetune": {"weight_decay": 0.1}})
+    assert stage_fingerprints(moved)["ceiling"]["finetune"]["weight_decay"] == 0.1
 
 
 def test_max_size_below_every_curve_size_runs_nothing(prepared_dir: Path) -> None:

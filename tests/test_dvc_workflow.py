@@ -69,7 +69,7 @@ def _tiny_project(root: Path) -> Path:
     )
     (root / "template.json").write_text(json.dumps(template), encoding="utf-8")
     (root / "params.yaml").write_text(
-        "finetune:\n  lr: 0.0001\n  epochs: 1.0\nextract:\n  pooling: mean\n  layers: all\n", encoding="utf-8"
+        "lr: 0.0001\nfinetune:\n  epochs: 1.0\nextract:\n  pooling: mean\n  layers: all\n", encoding="utf-8"
     )
     (root / "stage.py").write_text(STAGE, encoding="utf-8")
     (root / "dvc.yaml").write_text(
@@ -79,7 +79,7 @@ def _tiny_project(root: Path) -> Path:
                     "run": {
                         "cmd": f"{sys.executable} stage.py",
                         "deps": ["stage.py", "template.json"],
-                        "params": ["finetune", "extract"],
+                        "params": ["lr", "finetune", "extract"],
                         "outs": ["embeddings"],
                         "metrics": [{f"metrics/{HEADLINE_FILE}": {"cache": False}}],
                     }
@@ -122,7 +122,7 @@ open("embeddings/m.txt", "w").write(str(seed))
 @pytest.mark.slow
 def test_exp_show_of_the_default_and_two_experiments_fits_120_columns(tmp_path: Path) -> None:
     project = _tiny_project(tmp_path / "project")
-    for change in ("finetune.lr=2e-5", "extract.pooling=max"):
+    for change in ("lr=2e-5", "extract.pooling=max"):
         run(project, DVC, "exp", "run", "-q", "-S", change)
         run(project, "git", "checkout", "-q", "--", ".")  # back to the default before the next one
     command = readme_command("dvc exp show --only-changed")
@@ -136,7 +136,7 @@ def test_exp_show_of_the_default_and_two_experiments_fits_120_columns(tmp_path: 
         "classifier",
         "probe",
         "similarity",
-        "finetune.lr",
+        "lr",
         "extract.pooling",
     ]
     rows = [line for line in lines if re.search(r"\d\.\d", line)]

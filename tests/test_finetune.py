@@ -45,10 +45,10 @@ TINY_PARAMS = {
     "epochs": 2.0,
     "max_steps": 0,
     "eval_steps": 0,
-    "lr": 1e-3,
     "warmup_ratio": 0.1,
     "seed": 7,
 }
+TINY_LR = 1e-3  # params.yaml's top-level `lr`
 # The reference run: 3 epochs of 7 steps, evaluated and checkpointed every 4 steps.
 REFERENCE = {"epochs": 3.0, "eval_steps": 4}
 
@@ -63,15 +63,16 @@ def make_workspace(root: Path, model_dir: Path, prepared: Path, **finetune: obje
 
 
 def write_params(root: Path, **finetune: object) -> None:
-    """params.yaml with the tiny defaults overridden by `finetune`."""
-    params = {"finetune": {**TINY_PARAMS, **finetune}}
+    """params.yaml with the tiny defaults overridden by `finetune` (`lr`: the top-level key)."""
+    params = {"lr": finetune.pop("lr", TINY_LR), "finetune": {**TINY_PARAMS, **finetune}}
     (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
 
 
 def finetune_in(ws: Path, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """The library call the stage makes, on the folders of `ws`."""
+    params = load_params(ws / "params.yaml")
     return finetune(
-        load_params(ws / "params.yaml").finetune,
+        params.finetune,
         ws / "models/base",
         PreparedData(ws / "data/prepared"),
         ws / "models/finetuned",
@@ -79,6 +80,7 @@ def finetune_in(ws: Path, callbacks: Sequence[TrainerCallback] = ()) -> dict:
         ws / "dvclive",
         ws / CHECKPOINTS,
         callbacks=callbacks,
+        lr=params.lr,
     )
 
 
@@ -182,9 +184,10 @@ KILLER = textwrap.dedent(
             if state.global_step == int(sys.argv[1]):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    finetune(load_params().finetune, Path("models/base"), PreparedData(Path("data/prepared")),
+    params = load_params()
+    finetune(params.finetune, Path("models/base"), PreparedData(Path("data/prepared")),
              Path("models/finetuned"), Path("metrics/finetune.json"), Path("dvclive"),
-             Path("checkpoints/finetune"), callbacks=[Kill()])
+             Path("checkpoints/finetune"), lr=params.lr, callbacks=[Kill()])
     """
 )
 
@@ -244,7 +247,7 @@ def test_diverging_loss_stops_with_one_line_and_keeps_old_outputs(workspace: Pat
     code, err = run_stage(workspace, "finetune")
     assert code == 1
     line = err.strip().splitlines()[-1]
-    assert line.startswith("error: finetune: training ") and "lower finetune.lr (now 1e+30)" in line, line
+    assert line.startswith("error: finetune: training ") and "lower lr (now 1e+30)" in line, line
     assert " became nan at step " in line or " became inf at step " in line, line
     assert {n: (workspace / n).read_bytes() for n in old} == old
     assert not list(workspace.glob("models/finetuned/*.json")) and not (workspace / "dvclive/plots").exists()
@@ -264,13 +267,14 @@ def test_checkpoints_keyed_on_params_and_data(
     p = FinetuneParams()
     train = PreparedData(prepared_dir).split_path("train")
     inputs = [train, tiny_model_dir]
-    key = run_key(p, inputs, 1)
-    assert run_key(p, inputs, 1) == key
-    assert run_key(dataclasses.replace(p, lr=2e-5), inputs, 1) != key
-    assert run_key(p, inputs, 2) != key
+    key = run_key(p, 1e-4, inputs, 1)
+    assert run_key(p, 1e-4, inputs, 1) == key
+    assert run_key(p, 2e-5, inputs, 1) != key
+    assert run_key(dataclasses.replace(p, seed=7), 1e-4, inputs, 1) != key
+    assert run_key(p, 1e-4, inputs, 2) != key
     changed = tmp_path / train.name
     pq.write_table(pq.read_table(train).slice(1), changed)
-    assert run_key(p, [changed, tiny_model_dir], 1) != key
+    assert run_key(p, 1e-4, [changed, tiny_model_dir], 1) != key
 
 
 def test_ddp_selected_by_params_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,8 +323,8 @@ def _bad_label(ws: Path) -> None:
 BAD = {
     "missing split": (_drop_validation, {}, "validation.parquet: file not found"),
     "label out of range": (_bad_label, {}, "train.parquet row 3: label id 5 is outside"),
-    "lr zero": (None, {"lr": 0.0}, "finetune.lr = 0.0 is out of range; expected > 0.0"),
-    "lr negative": (None, {"lr": -1e-5}, "finetune.lr = -1e-05 is out of range"),
+    "lr zero": (None, {"lr": 0.0}, "params.yaml: lr = 0.0 is out of range; expected > 0.0"),
+    "lr negative": (None, {"lr": -1e-5}, "params.yaml: lr = -1e-05 is out of range"),
     "batch size zero": (None, {"batch_size": 0}, "finetune.batch_size = 0 is out of range; expected >= 1"),
     "world size": (None, {"distributed": "ddp", "nproc_per_node": 8}, "cannot fill world size 8"),
     "bf16 on cpu": (None, {"precision": "bf16"}, "needs a CUDA GPU"),

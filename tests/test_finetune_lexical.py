@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = "这个词是“{w}”。"
 SIM = "bench.tsv"  # the workspace's one benchmark file: its words must never be trained on
 # 56 train rows, batch 8: 7 steps per epoch; 2 epochs, evaluated once per epoch
-FINETUNE = {"batch_size": 8, "epochs": 2.0, "eval_steps": 0, "lr": 1e-3, "seed": 7}
+FINETUNE = {"batch_size": 8, "epochs": 2.0, "eval_steps": 0, "seed": 7}
+LR = 1e-3  # params.yaml's top-level `lr`
 LEXICAL = {"lexical_weight": 0.5, "lexical_words": 200, "lexical_batch": 8}
 EXTRACT = {"template": TEMPLATE, "positions": "all", "layers": [1, 2], "extra_words": [SIM]}
 
@@ -47,6 +48,7 @@ def top_words(n: int) -> list[str]:
 
 def write_params(ws: Path, finetune: dict, extract: dict | None = None, language: str = "zh") -> None:
     params = {
+        "lr": LR,
         "prepare": {"language": language},
         "finetune": {**FINETUNE, **finetune},
         "extract": {**EXTRACT, **(extract or {})},
@@ -83,6 +85,7 @@ def train(
         ws / "checkpoints",
         callbacks=callbacks,
         lexical=LexicalSource.from_params(params, ws),
+        lr=params.lr,
     )
     return ws / out, result
 
@@ -197,7 +200,7 @@ def test_a_source_is_required_when_the_loss_is_on(workspace: Path) -> None:
     p = load_params(workspace / "params.yaml").finetune
     outputs = [workspace / x for x in ("out", "metrics.json", "live", "checkpoints")]
     with pytest.raises(ValueError, match="needs its LexicalSource"):
-        finetune(p, workspace / "models/base", PreparedData(workspace / "data/prepared"), *outputs)
+        finetune(p, workspace / "models/base", PreparedData(workspace / "data/prepared"), *outputs, lr=LR)
 
 
 def test_the_fingerprint_tracks_what_the_loss_reads_only_while_it_is_on() -> None:

@@ -20,6 +20,9 @@ def test_committed_params_yaml_is_valid_and_complete():
     assert isinstance(params, Params)
     # every section and key in the file round-trips to the typed object
     for section, values in data.items():
+        if not isinstance(values, dict):  # a top-level key (lr)
+            assert getattr(params, section) == values
+            continue
         for key, value in values.items():
             got = getattr(getattr(params, section), key)
             if value is None and key in PROFILES[params.prepare.language].get(section, {}):
@@ -42,8 +45,8 @@ def test_defaults_when_empty():
     [
         ({"prepare": {"foo": 1}}, "unknown key 'prepare.foo'"),
         ({"bogus": {}}, "unknown key 'bogus'"),
-        ({"finetune": {"lr": 0}}, "finetune.lr = 0.0 is out of range; expected > 0.0"),
-        ({"finetune": {"lr": -1e-5}}, "finetune.lr"),
+        ({"lr": 0}, "params.yaml: lr = 0.0 is out of range; expected > 0.0"),
+        ({"lr": -1e-5}, "params.yaml: lr = -1e-05"),
         ({"finetune": {"batch_size": 0}}, "finetune.batch_size = 0 is out of range"),
         ({"finetune": {"batch_size": "8"}}, "finetune.batch_size = '8' is not valid; expected an integer"),
         ({"prepare": {"min_count": True}}, "prepare.min_count"),
@@ -62,8 +65,12 @@ def test_bad_params_are_one_line_errors(data, message):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"lr": 1e-4}, "params.yaml: unknown key 'lr'; did you mean 'finetune.lr'?"),
-        ({"finetune": {"lrr": 1e-4}}, "params.yaml: unknown key 'finetune.lrr'; did you mean 'finetune.lr'?"),
+        ({"finetune": {"lr": 1e-4}}, "params.yaml: unknown key 'finetune.lr'; did you mean 'lr'?"),
+        ({"lrr": 1e-4}, "params.yaml: unknown key 'lrr'; did you mean 'lr'?"),
+        (
+            {"finetune": {"seeed": 1}},
+            "params.yaml: unknown key 'finetune.seeed'; did you mean 'finetune.seed'?",
+        ),
         ({"finetune": {"pooling": "max"}}, "unknown key 'finetune.pooling'; did you mean 'extract.pooling'?"),
         (
             {"extract": {"stratgies": []}},
@@ -83,9 +90,10 @@ def test_an_unknown_key_names_the_closest_real_key(data, message):
 def test_every_field_has_user_facing_help():
     for section in dataclasses.fields(Params):
         assert section.metadata.get("help"), section.name
-        for f in dataclasses.fields(
-            section.type if isinstance(section.type, type) else type(section.default)
-        ):
+        if not dataclasses.is_dataclass(section.default):  # a top-level key (lr)
+            assert not re.search(r"issue \d|bench/|README", section.metadata["help"])
+            continue
+        for f in dataclasses.fields(type(section.default)):
             text = f.metadata.get("help", "")
             assert len(text) > 10, f"{section.name}.{f.name} has no help text"
             assert not re.search(r"issue \d|bench/|README", text), f"{section.name}.{f.name}: {text}"
@@ -120,23 +128,27 @@ def test_missing_and_malformed_file(tmp_path):
 
 
 def test_scientific_notation_as_dvc_exp_writes_it(tmp_path):
-    # `dvc exp run -S finetune.lr=2e-5` writes `lr: 2e-05`, a string to a YAML 1.1 reader (PyYAML).
+    # `dvc exp run -S lr=2e-5` writes `lr: 2e-05`, a string to a YAML 1.1 reader (PyYAML).
     path = tmp_path / "params.yaml"
-    path.write_text("finetune:\n  lr: 2e-05\n  weight_decay: 1E-2\n", encoding="utf-8")
-    p = load_params(path).finetune
-    assert p.lr == 2e-5 and p.weight_decay == 0.01
-    with pytest.raises(EmbedforgeError, match="finetune.lr = 'fast'"):
-        parse_params({"finetune": {"lr": "fast"}})
+    path.write_text("lr: 2e-05\nfinetune:\n  weight_decay: 1E-2\n", encoding="utf-8")
+    params = load_params(path)
+    assert params.lr == 2e-5 and params.finetune.weight_decay == 0.01
+    with pytest.raises(EmbedforgeError, match="lr = 'fast'"):
+        parse_params({"lr": "fast"})
     with pytest.raises(EmbedforgeError, match="finetune.batch_size = '1e3'"):
         parse_params({"finetune": {"batch_size": "1e3"}})
 
 
 def _fields_of_type(tp: type) -> list[str]:
-    """`section.key` of every field of type `tp` in params.yaml."""
+    """`section.key` (or a top-level `key`) of every field of type `tp` in params.yaml."""
+    import dataclasses
     import typing
 
     keys = []
     for section, cls in typing.get_type_hints(Params).items():
+        if not dataclasses.is_dataclass(cls):
+            keys += [section] if cls is tp else []
+            continue
         keys += [f"{section}.{name}" for name, hint in typing.get_type_hints(cls).items() if hint is tp]
     return keys
 
@@ -147,21 +159,24 @@ SEED_KEYS = [k for k in _fields_of_type(int) if k.endswith(".seed")]
 
 def _load_one(tmp_path: Path, key: str, value: str):
     """load_params on a params.yaml that sets only `key` to the YAML text `value`."""
-    section, name = key.split(".")
     path = tmp_path / "params.yaml"
+    if "." not in key:  # a top-level key
+        path.write_text(f"{key}: {value}\n", encoding="utf-8")
+        return getattr(load_params(path), key)
+    section, name = key.split(".")
     path.write_text(f"{section}:\n  {name}: {value}\n", encoding="utf-8")
     return getattr(getattr(load_params(path), section), name)
 
 
 def test_every_float_and_seed_key_is_covered():
-    assert {"finetune.lr", "finetune.epochs", "prepare.train_ratio", "evaluate.probe_lr"} <= set(FLOAT_KEYS)
+    assert {"lr", "finetune.epochs", "prepare.train_ratio", "evaluate.probe_lr"} <= set(FLOAT_KEYS)
     assert SEED_KEYS == ["prepare.seed", "finetune.seed", "curves.seed", "extract.seed", "evaluate.seed"]
 
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
 @pytest.mark.parametrize("key", FLOAT_KEYS)
 def test_non_finite_floats_are_rejected(tmp_path, key, value):
-    # `finetune.lr: .inf` used to train a model of NaN weights and exit 0.
+    # `lr: .inf` used to train a model of NaN weights and exit 0.
     with pytest.raises(EmbedforgeError) as err:
         _load_one(tmp_path, key, value)
     assert str(err.value).startswith(f"params.yaml: {key} = ")
@@ -182,7 +197,7 @@ def test_seeds_are_range_checked(tmp_path, key):
 def test_params_are_read_as_yaml_1_2_like_dvc(tmp_path):
     # DVC reads and writes params.yaml as YAML 1.2 (ruamel.yaml): `off` is text, `2e-05` a number.
     assert _load_one(tmp_path, "finetune.distributed", "off") == "off"
-    assert _load_one(tmp_path, "finetune.lr", "2e-05") == 2e-5
+    assert _load_one(tmp_path, "lr", "2e-05") == 2e-5
     assert _load_one(tmp_path, "prepare.test_file", "") is None
     with pytest.raises(EmbedforgeError) as err:
         _load_one(tmp_path, "finetune.freeze_embeddings", "yes")
@@ -193,7 +208,7 @@ def test_params_are_read_as_yaml_1_2_like_dvc(tmp_path):
 
 def test_duplicate_key_is_an_error(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text("finetune:\n  lr: 0.1\n  lr: 0.2\n", encoding="utf-8")
+    path.write_text("finetune:\n  seed: 1\n  seed: 2\n", encoding="utf-8")
     with pytest.raises(EmbedforgeError, match=r"params.yaml line 3: not valid YAML \(found duplicate key"):
         load_params(path)
 

@@ -37,7 +37,8 @@ pathlib.Path("parsed.json").write_text(json.dumps(out, indent=1))
 
 SPLIT_FILES = {"train_file": "a.csv", "validation_file": "b.csv", "test_file": "c.csv"}
 
-# case -> (-S overrides, (section, key) -> expected value, or "error: <text in the message>")
+# case -> (-S overrides, (section, key) -> expected value, or "error: <text in the message>"); section "" =
+# the top level
 CASES: dict[str, tuple[list[str], dict[tuple[str, str], object]]] = {
     "off_is_text": (["finetune.distributed=off"], {("finetune", "distributed"): "off"}),
     "true": (["finetune.freeze_embeddings=true"], {("finetune", "freeze_embeddings"): True}),
@@ -65,18 +66,18 @@ CASES: dict[str, tuple[list[str], dict[tuple[str, str], object]]] = {
     ),
     "int": (["finetune.seed=7"], {("finetune", "seed"): 7}),
     "int_for_float": (["finetune.epochs=2"], {("finetune", "epochs"): 2.0}),
-    "float_2e-5": (["finetune.lr=2e-5"], {("finetune", "lr"): 2e-5}),
-    "float_1e-4": (["finetune.lr=1e-4"], {("finetune", "lr"): 1e-4}),
+    "float_2e-5": (["lr=2e-5"], {("", "lr"): 2e-5}),  # the card's own command: dvc exp run -S lr=2e-5
+    "float_1e-4": (["lr=1e-4"], {("", "lr"): 1e-4}),
     "float_point5": (["finetune.warmup_ratio=.5"], {("finetune", "warmup_ratio"): 0.5}),
     "string": (["prepare.input=data/other.csv"], {("prepare", "input"): "data/other.csv"}),
     "quoted_number_is_text": (["prepare.text_column='1'"], {("prepare", "text_column"): "1"}),
     "inf": (
-        ["finetune.lr=inf"],
-        {("finetune", "lr"): "error: finetune.lr = inf is not valid; expected a finite"},
+        ["lr=inf"],
+        {("", "lr"): "error: lr = inf is not valid; expected a finite"},
     ),
     "nan": (
-        ["finetune.lr=nan"],
-        {("finetune", "lr"): "error: finetune.lr = nan is not valid; expected a finite"},
+        ["lr=nan"],
+        {("", "lr"): "error: lr = nan is not valid; expected a finite"},
     ),
     "negative_seed": (
         ["finetune.seed=-1"],
@@ -85,6 +86,7 @@ CASES: dict[str, tuple[list[str], dict[tuple[str, str], object]]] = {
 }
 
 BASE = """\
+lr: 1.0e-4
 prepare:
   input: data/raw.csv
   train_file: null
@@ -93,7 +95,6 @@ prepare:
   text_column: review
 finetune:
   seed: 42
-  lr: 1.0e-4
   epochs: 1.0
   warmup_ratio: 0.06
   freeze_embeddings: true
@@ -151,7 +152,7 @@ def test_value_set_with_dvc_exp_run(experiment, case):
             assert "\n" not in got["error"]
         else:
             assert "error" not in got, got["error"]
-            value = got[section][key]
+            value = got[section][key] if section else got[key]  # "": a top-level key
             assert value == expected and type(value) is type(expected), (value, expected)
 
 

@@ -94,8 +94,8 @@ def test_the_committed_params_follow_the_language(tmp_path):
 
 
 def test_profile_null_is_only_for_profile_keys():
-    with pytest.raises(Exception, match="finetune.lr = None is not valid"):
-        parse_params({"finetune": {"lr": None}})
+    with pytest.raises(Exception, match="finetune.weight_decay = None is not valid"):
+        parse_params({"finetune": {"weight_decay": None}})
 
 
 def test_an_unknown_language_is_still_a_one_line_error():

@@ -8,7 +8,6 @@ installed DVC accepts, every repository path exists. The result table is read of
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import re
@@ -24,6 +23,7 @@ import yaml
 
 from embedforge.core import params as schema
 from embedforge.core.embedding import WordVectors
+from embedforge.core.schema import keys
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -48,11 +48,8 @@ def shell_commands() -> list[list[str]]:
 
 
 def schema_keys() -> set[str]:
-    return {
-        f"{section.name}.{key.name}"
-        for section in dataclasses.fields(schema.Params)
-        for key in dataclasses.fields(getattr(schema, f"{section.name.capitalize()}Params"))
-    }
+    """Every key `-S` can set: `lr`, `finetune.seed`, ... (the section names themselves too)."""
+    return set(keys(schema.Params))
 
 
 @cache

@@ -98,34 +98,50 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+HEADER = ["| key | type | default | range | help |", "|---|---|---|---|---|"]
+
+
+def field_row(field: dataclasses.Field, hint: Any, profiled: bool = False) -> str:
+    """One table row: key, type, default (marked when a language profile fills it), range, help."""
+    default = f"`{cell(yaml_value(default_of(field)))}`" + (" (*profile*)" if profiled else "")
+    row = [
+        f"`{field.name}`",
+        type_name(hint),
+        default,
+        range_of(field.metadata),
+        cell(str(field.metadata.get("help", ""))),
+    ]
+    return "| " + " | ".join(row) + " |"
+
+
 def section_table(name: str, cls: type) -> list[str]:
     """The heading, docstring and table of one params.yaml section."""
     hints = typing.get_type_hints(cls)
     profiled = profile_keys()
     doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-    lines = [f"## `{name}`", "", *([doc, ""] if doc else [])]
-    lines += ["| key | type | default | range | help |", "|---|---|---|---|---|"]
-    for field in dataclasses.fields(cls):
-        default = f"`{cell(yaml_value(default_of(field)))}`"
-        if (name, field.name) in profiled:
-            default += " (*profile*)"
-        row = [
-            f"`{field.name}`",
-            type_name(hints[field.name]),
-            default,
-            range_of(field.metadata),
-            cell(str(field.metadata.get("help", ""))),
-        ]
-        lines.append("| " + " | ".join(row) + " |")
+    lines = [f"## `{name}`", "", *([doc, ""] if doc else []), *HEADER]
+    lines += [field_row(f, hints[f.name], (name, f.name) in profiled) for f in dataclasses.fields(cls)]
     return [*lines, ""]
+
+
+def top_level_table() -> list[str]:
+    """The keys of params.yaml that belong to no section."""
+    hints = typing.get_type_hints(schema.Params)
+    rows = [
+        field_row(f, hints[f.name])
+        for f in dataclasses.fields(schema.Params)
+        if not dataclasses.is_dataclass(hints[f.name])
+    ]
+    return ["## Top level", "", *HEADER, *rows, ""]
 
 
 def render() -> str:
     """The whole page."""
-    lines = [INTRO]
+    lines = [INTRO, *top_level_table()]
     sections = typing.get_type_hints(schema.Params)
     for field in dataclasses.fields(schema.Params):
-        lines += section_table(field.name, sections[field.name])
+        if dataclasses.is_dataclass(sections[field.name]):
+            lines += section_table(field.name, sections[field.name])
     return "\n".join(lines).rstrip() + "\n"
 
 

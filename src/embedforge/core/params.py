@@ -28,6 +28,8 @@ UNKNOWN_POLICIES: tuple[str, ...] = typing.get_args(Unknown)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
+DEFAULT_LR = 1e-4  # the top-level `lr`: the fine-tuning learning rate
+
 
 def _profile(section: str, key: str, help: str) -> Any:
     """A field whose dataclass default is the default language's profile value."""
@@ -104,7 +106,6 @@ class FinetuneParams:
     seed: int = seed_setting(
         42, help="Seeds the classification head's initialisation, dropout and batch order."
     )
-    lr: float = setting(1e-4, help="Peak learning rate.", gt=0.0)
     weight_decay: float = setting(
         0.01, help="AdamW decoupled weight decay (not applied to biases and LayerNorm).", min=0.0
     )
@@ -203,7 +204,6 @@ class CeilingParams:
 CEILING_READS = {
     "finetune": (
         "seed",
-        "lr",
         "weight_decay",
         "warmup_ratio",
         "max_grad_norm",
@@ -459,8 +459,14 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class Params:
-    """All sections of params.yaml."""
+    """All sections of params.yaml, and the one top-level key."""
 
+    lr: float = setting(
+        DEFAULT_LR,
+        help="The fine-tuning learning rate (AdamW's peak, after warm-up), of the `finetune` and `ceiling` "
+        "stages. At the top level, so that `dvc exp run -S lr=2e-5` works as written.",
+        gt=0.0,
+    )
     model: ModelParams = setting(ModelParams(), help="Where the pretrained encoder comes from.")
     prepare: PrepareParams = setting(
         PrepareParams(), help="Reading, cleaning and splitting the labelled data."

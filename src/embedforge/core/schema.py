@@ -183,7 +183,7 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str) -> T:
 
 
 def keys(cls: type, prefix: str = "") -> Iterator[str]:
-    """Every key of a schema, dotted (`finetune`, `finetune.lr`, ...), in declaration order."""
+    """Every key of a schema, dotted (`lr`, `finetune`, `finetune.seed`, ...), in declaration order."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         key = f"{prefix}.{f.name}" if prefix else f.name
@@ -194,7 +194,7 @@ def keys(cls: type, prefix: str = "") -> Iterator[str]:
 
 def closest_key(key: str, known: list[str]) -> str | None:
     """The real key a mistyped or misplaced `key` most likely means: the same name in another section
-    (`lr` -> `finetune.lr`), else the most similar name in its own section, else in any section."""
+    (`finetune.lr` -> `lr`), else the most similar name in its own section, else in any section."""
     section, _, name = key.rpartition(".")
 
     def leaf(k: str) -> str:

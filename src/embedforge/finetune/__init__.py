@@ -88,10 +88,15 @@ def finetune(
     metrics_path: Path,
     live_dir: Path,
     checkpoint_root: Path,
+    *,
+    lr: float,
     callbacks: Sequence[TrainerCallback] = (),
     lexical: LexicalSource | None = None,
 ) -> dict:
     """Train, select on validation macro-F1, write outputs; returns the metrics plus `resumed_from` step.
+
+    `lr`: the learning rate (params.yaml's top-level `lr`; no default, so a caller cannot train at
+    another rate than the one its run key records).
 
     `lexical`: the words and pooling of the joint lexical loss (`LexicalSource.from_params`), required
     when `p.lexical_weight` > 0 and ignored when it is 0."""
@@ -116,8 +121,8 @@ def finetune(
                 "joint lexical loss: %d dictionary words, weight %g", len(objective.items), p.lexical_weight
             )
         extra = lexical.key() if lexical is not None else None
-        key = run_key(p, [*prepared.files("train", "validation"), base_dir], nproc, extra)
-        args = training_args(p, checkpoint_root / key, len(train), nproc)  # sets up the process group
+        key = run_key(p, lr, [*prepared.files("train", "validation"), base_dir], nproc, extra)
+        args = training_args(p, lr, checkpoint_root / key, len(train), nproc)  # sets up the process group
         run_dir, resume = prepare_run_dir(checkpoint_root, key, main=is_main_process())
         live = restore_live(run_dir, resume, main=is_main_process())
         diverged = StopOnNonFinite()

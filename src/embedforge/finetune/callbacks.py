@@ -127,7 +127,7 @@ class StopOnNonFinite(TrainerCallback):
                 what = "loss" if key == "loss" else "gradient norm"
                 self.error = (
                     f"finetune: training {what} became {value} at step {state.global_step}; "
-                    f"lower finetune.lr (now {args.learning_rate:g}) or raise finetune.warmup_ratio"
+                    f"lower lr (now {args.learning_rate:g}) or raise finetune.warmup_ratio"
                 )
                 control.should_training_stop = True
                 control.should_evaluate = control.should_save = False

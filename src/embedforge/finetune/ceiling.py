@@ -77,6 +77,7 @@ def fine_tune_and_test(
     train: Split,
     test: Split,
     p: FinetuneParams,
+    lr: float,
 ) -> dict[str, float]:
     """One run: a fresh seeded head on the base encoder, `p.max_steps` steps on `train`, scores on `test`."""
     model = load_model(base_dir, names, p)
@@ -85,6 +86,7 @@ def fine_tune_and_test(
     with tempfile.TemporaryDirectory(prefix="ceiling-") as tmp:
         args = training_args(
             p,
+            lr,
             Path(tmp),
             len(train),
             1,
@@ -121,7 +123,7 @@ def run_ceiling(p: Params, base_dir: Path, prepared: PreparedData) -> dict[str, 
         for i, rows in enumerate(plan.runs[key]):
             run = run_params(p.finetune, p.ceiling, rows_n, i)
             start = time.perf_counter()
-            runs.append(fine_tune_and_test(base_dir, tokenizer, names, subset(train, rows), test, run))
+            runs.append(fine_tune_and_test(base_dir, tokenizer, names, subset(train, rows), test, run, p.lr))
             logger.info(
                 "ceiling %s / class, draw %d: %d rows, %d steps, test macro-F1 %.4f (%.1f s)",
                 key, i, rows_n, steps, runs[-1]["macro_f1"], time.perf_counter() - start,

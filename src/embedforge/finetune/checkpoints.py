@@ -38,11 +38,11 @@ def file_digest(path: Path) -> str:
 
 
 def run_key(
-    p: FinetuneParams, inputs: Sequence[Path], nproc: int, extra: dict[str, Any] | None = None
+    p: FinetuneParams, lr: float, inputs: Sequence[Path], nproc: int, extra: dict[str, Any] | None = None
 ) -> str:
     """Short hash naming the checkpoint folder, so a changed param, data file or model is never resumed
     (`extra`: what else the run reads, e.g. the lexical loss's words and pooling)."""
-    settings = [dataclasses.asdict(p), nproc] + ([extra] if extra else [])
+    settings = [dataclasses.asdict(p), lr, nproc] + ([extra] if extra else [])
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for root in inputs:
         for path in sorted(root.rglob("*")) if root.is_dir() else [root]:

@@ -158,15 +158,16 @@ def schedule(p: FinetuneParams, train_rows: int, nproc: int) -> tuple[int, int, 
 
 
 def training_args(
-    p: FinetuneParams, run_dir: Path, train_rows: int, nproc: int, **override: object
+    p: FinetuneParams, lr: float, run_dir: Path, train_rows: int, nproc: int, **override: object
 ) -> TrainingArguments:
-    """Map the `finetune` params onto TrainingArguments (`override`: extra or replaced arguments)."""
+    """Map the `finetune` params and the top-level `lr` onto TrainingArguments (`override`: extra or
+    replaced arguments)."""
     total, every, logging = schedule(p, train_rows, nproc)
     on_gpu = torch.cuda.is_available()
     settings: dict[str, Any] = dict(
         output_dir=str(run_dir),
         seed=p.seed,
-        learning_rate=p.lr,
+        learning_rate=lr,
         weight_decay=p.weight_decay,  # the Trainer exempts biases and LayerNorm weights
         lr_scheduler_type="linear",
         warmup_steps=p.warmup_ratio if p.warmup_ratio < 1 else total,
