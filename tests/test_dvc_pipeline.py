@@ -79,6 +79,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, revi
     shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (root / ".venv").symlink_to(VENV)  # the project's own .venv, as `make setup` makes it
     params = {
+        "lr": 1e-4,  # the one top-level key (finetune and ceiling list it in dvc.yaml)
         "model": {"source": str(outside / "model")},
         "prepare": {
             "input": str(outside / "reviews.csv"),
