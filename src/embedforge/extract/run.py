@@ -68,38 +68,8 @@ def extract_matrices(
     `checkpoint`: a folder where `aggregate` checkpoints its corpus pass (`extract.resume`). Under torchrun
     the model strategies share the work across ranks (`extract.shard`); every rank returns the matrices.
     """
-    names = check_strategies(strategies)
+    names = check_strategies(strategies)  # cheap: the stage driver's `validate` ran them before any work
     check_pooling(cfg.pooling)
-    return _matrices(
-        encoder,
-        words,
-        names,
-        cfg,
-        counts=counts,
-        corpus=corpus,
-        corpus_rows=corpus_rows,
-        source=source,
-        device=device,
-        progress=progress,
-        checkpoint=checkpoint,
-    )
-
-
-def _matrices(
-    encoder: Encoder | str | Path | None,
-    words: Sequence[str],
-    names: list[str],
-    cfg: ExtractParams,
-    *,
-    counts: Sequence[int] = (),
-    corpus: Corpus | None = None,
-    corpus_rows: int | None = None,
-    source: str = "model",
-    device: str = "cpu",
-    progress: bool = True,
-    checkpoint: Path | None = None,
-) -> list[Matrix]:
-    """`extract_matrices` once its strategy names and pooling are checked."""
     if isinstance(encoder, (str, Path)):
         encoder = Encoder(encoder, device, cfg.precision)
     words, counts = list(words), list(counts) or [0] * len(words)
@@ -289,7 +259,7 @@ def run_extract(
             settings = AggregateSettings.of(params, model, language)
             key = pass_key(settings, source, dirs[source], inputs, vocab.words)
             resume_dir = start_pass(Path(checkpoint_root), key, shard)
-        matrices = _matrices(
+        matrices = extract_matrices(
             model,
             vocab.words,
             per_source,
@@ -310,12 +280,14 @@ def run_extract(
     if VECTORS in strategies:
         # the subword policy composes from the first source's input table
         composer = Encoder(dirs[params.sources[0]], device) if params.unknown == "subword" else None
-        matrices = _matrices(composer, vocab.words, [VECTORS], params, counts=vocab.counts, progress=progress)
+        matrices = extract_matrices(
+            composer, vocab.words, [VECTORS], params, counts=vocab.counts, progress=progress
+        )
         records += [save(m, catalog) for m in matrices]
     if WORD2VEC in strategies:
         needs_model = not params.w2v_vector_size or params.unknown == "subword"
         encoder = Encoder(dirs[params.sources[0]], device) if needs_model else None
-        matrices = _matrices(
+        matrices = extract_matrices(
             encoder,
             vocab.words,
             [WORD2VEC],
