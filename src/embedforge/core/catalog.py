@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from embedforge.core.embedding import WordVectors
@@ -73,6 +74,18 @@ def vectors_name(path: str | Path) -> str:
 def random_name(first: str, shapes: int) -> str:
     """The random baseline's name: `random`, or `random_<first matrix>` when vocabularies/shapes differ."""
     return RANDOM_BASELINE if shapes == 1 else f"{RANDOM_BASELINE}_{first}"
+
+
+def matching(patterns: Sequence[str], names: Sequence[str], key: str) -> list[str]:
+    """The names (in their order) that any of the glob `patterns` matches; a pattern that matches no name is
+    an error naming the params key `key` it came from."""
+    for pattern in patterns:
+        if not any(fnmatchcase(n, pattern) for n in names):
+            raise EmbedforgeError(
+                f"params.yaml: {key}: {pattern!r} matches no matrix of embeddings/index.json; "
+                f"expected a matrix name or a glob such as {names[0]!r} or 'decontext_*_L4'"
+            )
+    return [n for n in names if any(fnmatchcase(n, p) for p in patterns)]
 
 
 @dataclass(frozen=True)

@@ -363,6 +363,70 @@ class ExportParams:
     )
 
 
+Consumer = Literal["mean", "cnn", "bilstm"]  # the small models on a word matrix (evaluate.consumers)
+StudentLoss = Literal["labels", "teacher", "both"]
+
+
+@dataclass(frozen=True)
+class StudentParams:
+    """The small task model to ship (the `student` stage, models/student/): a consumer on one matrix, trained
+    on the gold labels and the fine-tuned transformer's logits (knowledge distillation)."""
+
+    matrices: list[str] = setting(
+        ["decontext_*"],
+        help="Candidate matrices (names or glob patterns); the one whose student scores the best macro-F1 "
+        "on the validation split is shipped.",
+    )
+    consumer: Consumer = setting(
+        "mean", help="The small model: `mean` (mean of word vectors, linear), `cnn` (Kim) or `bilstm`."
+    )
+    trainable: bool = setting(True, help="Fine-tune the word vectors with the rest of the model.")
+    loss: StudentLoss = setting(
+        "both",
+        help="What the student learns: `labels` (cross-entropy), `teacher` (the teacher's logits, "
+        "`distill`) or `both` (their mix, `teacher_weight`).",
+    )
+    teacher_weight: float = setting(
+        0.5,
+        help="`loss: both`: the weight of the teacher's term; the labels' is 1 minus it.",
+        min=0.0,
+        max=1.0,
+    )
+    distill: Literal["mse", "kl"] = setting(
+        "mse",
+        help="The teacher's term: `mse` between logits (Tang et al. 2019) or `kl` between softened "
+        "distributions (Hinton et al. 2015, `temperature`).",
+    )
+    temperature: float = setting(2.0, help="`distill: kl`: the softmax temperature.", gt=0.0)
+    epochs: int = setting(
+        10, help="Passes over the transfer set; the epoch with the best validation macro-F1 is kept.", min=1
+    )
+    batch_size: int = setting(64, help="Texts per training batch.", min=1)
+    lr: float = setting(
+        3e-3, help="Adam learning rate (trainable vectors: x std(matrix), SparseAdam).", gt=0.0
+    )
+    filters: int = setting(64, help="`cnn`: filters per width (3, 4, 5).", min=1)
+    hidden: int = setting(64, help="`bilstm`: hidden size per direction.", min=1)
+    dropout: float = setting(
+        0.5, help="`cnn` / `bilstm`: dropout before the output layer.", min=0.0, max=0.95
+    )
+    dtype: Literal["float32", "float16"] = setting(
+        "float16",
+        help="How the word vectors are stored in models/student/ (computed in float32 after loading).",
+    )
+    seed: int = seed_setting(42, help="Seed of the initial weights, dropout and batch order.")
+    device: str = setting(
+        "auto",
+        help="Where the teacher's logits are computed: `cpu`, `cuda`, `cuda:<index>` or `auto`. The student "
+        "trains and is timed on the CPU, where it is meant to run.",
+    )
+    speed_rows: int = setting(
+        0,
+        help="Test texts timed for the speed table (transformer and student side by side); 0 = all.",
+        min=0,
+    )
+
+
 @dataclass(frozen=True)
 class EvaluateParams:
     """Similarity, analogy, classification and probe evaluation."""
@@ -479,6 +543,9 @@ class Params:
     extract: ExtractParams = setting(ExtractParams(), help="Building the word-embedding matrices.")
     export: ExportParams = setting(ExportParams(), help="Copies of matrices in other tools' formats.")
     evaluate: EvaluateParams = setting(EvaluateParams(), help="Scoring the matrices.")
+    student: StudentParams = setting(
+        StudentParams(), help="The small task model to ship, distilled from the fine-tuned transformer."
+    )
 
 
 def parse_params(data: dict[str, Any] | None) -> Params:

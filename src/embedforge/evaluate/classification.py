@@ -10,14 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn import metrics
-from transformers import AutoModelForSequenceClassification
 
 from embedforge.core.device import CPU
-from embedforge.core.encoder import pad_batch
-from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import classification_metrics
-from embedforge.core.models import check_model_dir
 from embedforge.core.prepared import PreparedData
+from embedforge.core.transformer import classifier_logits, load_classifier_model
 from embedforge.evaluate.files import CONFUSION, LABELS
 
 
@@ -63,24 +60,8 @@ def predict_labels(
     device: torch.device = CPU,
 ) -> np.ndarray:
     """Predicted class ids of a sequence classifier for already-tokenized texts (batched by length)."""
-    folder = check_model_dir(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False).eval()
-    model.to(device)
-    if model.config.num_labels != num_labels:
-        raise EmbedforgeError(
-            f"{folder}/config.json: the model has {model.config.num_labels} labels; "
-            f"the prepared data has {num_labels}"
-        )
-    pad_id = model.config.pad_token_id or 0
-    order = np.argsort([len(ids) for ids in input_ids], kind="stable")  # similar lengths pad less
-    predictions = np.zeros(len(input_ids), dtype=np.int64)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            ids, mask = pad_batch([list(input_ids[i]) for i in rows], pad_id)
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            predictions[rows] = logits.argmax(-1).cpu().numpy()
-    return predictions
+    model = load_classifier_model(model_dir, num_labels)
+    return classifier_logits(model, input_ids, batch_size, device).argmax(-1)
 
 
 def score_classifier(

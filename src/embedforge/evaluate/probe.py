@@ -88,18 +88,25 @@ class MeanProbe(nn.Module):
     shift: torch.Tensor  # buffers, registered in __init__
     scale: torch.Tensor
 
-    def __init__(self, weight: torch.Tensor, num_labels: int, trainable: bool, train: ProbeData) -> None:
+    def __init__(
+        self, weight: torch.Tensor, num_labels: int, trainable: bool, train: ProbeData | None
+    ) -> None:
         super().__init__()
+        self.pad = weight.shape[0]
         padded = torch.cat([weight, weight.new_zeros(1, weight.shape[1])])  # row `pad`: never in a mean
         self.bag = nn.EmbeddingBag.from_pretrained(
-            padded, freeze=not trainable, mode="mean", sparse=True, padding_idx=train.pad
+            padded, freeze=not trainable, mode="mean", sparse=True, padding_idx=self.pad
         )
-        with torch.no_grad():
-            feats = self.bag(train.ids)
         # Fixed standardisation from the initial train features: a linear map, so the model class is
-        # unchanged, but matrices of very different scales become equally easy to optimise.
-        self.register_buffer("shift", feats.mean(0))
-        self.register_buffer("scale", feats.std(0).clamp_min(1e-6))
+        # unchanged, but matrices of very different scales become equally easy to optimise. Without
+        # `train` (a saved model about to be loaded) the buffers are placeholders.
+        shift, scale = weight.new_zeros(weight.shape[1]), weight.new_ones(weight.shape[1])
+        if train is not None:
+            with torch.no_grad():
+                feats = self.bag(train.ids)
+            shift, scale = feats.mean(0), feats.std(0).clamp_min(1e-6)
+        self.register_buffer("shift", shift)
+        self.register_buffer("scale", scale)
         self.linear = nn.Linear(weight.shape[1], num_labels)
         nn.init.zeros_(self.linear.weight)  # convex when frozen: a zero start is deterministic and fine
         nn.init.zeros_(self.linear.bias)

@@ -16,6 +16,7 @@ from torch import nn
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 Step = Callable[[torch.Tensor], torch.Tensor]  # rows of the training data -> logits
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, rows) -> the loss of that batch
 
 
 def optimizers(
@@ -44,14 +45,17 @@ def fit(
     batch_size: int,
     seed: int,
     lengths: list[int] | None = None,
+    loss: Loss | None = None,
 ) -> nn.Module:
     """Train for `epochs` over `labels`' rows in seeded random batches; return the model in eval mode.
 
     With `lengths`, each batch holds texts of similar length (transformers' length-grouped shuffling,
     as `finetune` batches): a padded [batch, words, dim] tensor then costs about its real words.
+    `loss` replaces the cross-entropy with the labels (a distilled student learns the teacher's logits).
     """
     generator = torch.Generator().manual_seed(seed)
-    loss_fn = nn.CrossEntropyLoss()
+    cross_entropy = nn.CrossEntropyLoss()
+    loss_fn = loss or (lambda logits, rows: cross_entropy(logits, labels[rows]))
     model.train()
     for _ in range(epochs):
         if lengths is None:
@@ -63,7 +67,7 @@ def fit(
             logits = step(rows)
             for opt in opts:
                 opt.zero_grad()
-            loss_fn(logits, labels[rows]).backward()
+            loss_fn(logits, rows).backward()
             for opt in opts:
                 opt.step()
     return model.eval()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 from pathlib import Path
 
-from embedforge.core.catalog import Catalog
+from embedforge.core.catalog import Catalog, matching
 from embedforge.core.embedding import WordVectors
-from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import write_text
 from embedforge.core.params import ExportParams
 from embedforge.export.model2vec import write_model2vec
@@ -24,14 +22,7 @@ def select(params: ExportParams, names: Sequence[str]) -> dict[str, list[str]]:
     """The matrix names each format exports, in catalog order; a pattern that matches none is an error."""
     chosen = {}
     for fmt in FORMATS:
-        patterns: list[str] = getattr(params, fmt)
-        for pattern in patterns:
-            if not any(fnmatchcase(n, pattern) for n in names):
-                raise EmbedforgeError(
-                    f"params.yaml: export.{fmt}: {pattern!r} matches no matrix of embeddings/index.json; "
-                    f"expected a matrix name or a glob such as {names[0]!r} or 'decontext_*_L4'"
-                )
-        chosen[fmt] = [n for n in names if any(fnmatchcase(n, p) for p in patterns)]
+        chosen[fmt] = matching(getattr(params, fmt), names, f"export.{fmt}")
     return chosen
 
 

@@ -1,0 +1,208 @@
+"""The shipped student (models/student/): raw text in, label names out, with no transformer anywhere.
+
+Layout (written only by `Classifier.save`, read only by `Classifier.load` / `embedforge.load_classifier`):
+  `config.json`        FORMAT, the consumer and its sizes, the label names, the language and segmenter, the
+                       matrix it was trained from (name and md5), the storage dtype of the word vectors
+  `vocab.txt`          one word per line: line i is row i of the word table (the row after the last word
+                       is the padding row, all zeros)
+  `model.safetensors`  the consumer's weights (the word table in `dtype`, everything else float32)
+  `model.onnx`         the same model for onnxruntime: padded row ids [texts, words] -> logits (optional)
+
+A text is normalised and segmented exactly as `prepare` segments the training data (`core.text`); words
+without a row are left out, as the consumers were trained.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.files import atomic_path, read_json, write_json, write_text
+from embedforge.core.text import normalize_text, segment_text
+from embedforge.evaluate.consumers import CNN_WIDTHS, PREDICT_BATCH, NetConfig
+from embedforge.evaluate.probe import to_probe_data
+from embedforge.student.train import build_net, logits_of, word_table
+
+log = logging.getLogger(__name__)
+FORMAT = "embedforge-student/1"
+CONFIG, VOCAB, WEIGHTS, ONNX = "config.json", "vocab.txt", "model.safetensors", "model.onnx"
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """What config.json holds: enough to rebuild the model and to say where it came from."""
+
+    consumer: str
+    labels: list[str]
+    language: str
+    vocab_size: int
+    dim: int
+    net: dict[str, Any]
+    dtype: str = "float32"
+    matrix: str = ""
+    matrix_md5: str = ""
+    segmenter: str = "jieba"  # zh: jieba with its bundled dictionary, HMM on; en: a regex word tokenizer
+    format: str = FORMAT
+
+    @classmethod
+    def read(cls, path: Path) -> StudentConfig:
+        data = read_json(path)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise EmbedforgeError(f'{path}: not an embedforge student (expected "format": "{FORMAT}")')
+        fields = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - fields)
+        missing = sorted(
+            f for f in ("consumer", "labels", "language", "vocab_size", "dim", "net") if f not in data
+        )
+        if unknown or missing:
+            raise EmbedforgeError(f"{path}: unknown keys {unknown} / missing keys {missing}")
+        return cls(**data)
+
+
+class Classifier:
+    """A student: `predict(texts)` -> label names, `predict_proba(texts)` -> [texts, labels] probabilities."""
+
+    def __init__(self, model: nn.Module, words: Sequence[str], config: StudentConfig) -> None:
+        self.model = model.eval()
+        self.words = list(words)
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.config = config
+        self.labels = list(config.labels)
+
+    # -- text -> rows ---------------------------------------------------------------------------------
+    def segment(self, texts: Sequence[str]) -> list[list[str]]:
+        """The words of each text, as `prepare` segments training texts."""
+        return [segment_text(normalize_text(t), self.config.language) for t in texts]
+
+    def logits(self, texts: Sequence[str]) -> torch.Tensor:
+        data = to_probe_data(self.segment(texts), [0] * len(texts), self.index)
+        return logits_of(self.model, data)
+
+    def predict_proba(self, texts: Sequence[str] | str) -> np.ndarray:
+        """Class probabilities [texts, labels], columns in the order of `labels`."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return torch.softmax(self.logits(texts), -1).numpy()
+
+    def predict(self, texts: Sequence[str] | str) -> list[str]:
+        """The most probable label name of each text."""
+        return [self.labels[i] for i in self.predict_proba(texts).argmax(-1)]
+
+    def coverage(self, texts: Sequence[str]) -> float:
+        """The share of the texts' word tokens that have a row (the rest are left out)."""
+        tokens = [w for words in self.segment(texts) for w in words]
+        return sum(w in self.index for w in tokens) / max(len(tokens), 1)
+
+    # -- files ----------------------------------------------------------------------------------------
+    def save(self, folder: str | Path, onnx: bool = True) -> Path:
+        """Write the folder atomically (replacing an older one as a whole)."""
+        bad = next((w for w in self.words if "\n" in w or "\r" in w), None)
+        if bad is not None:
+            raise EmbedforgeError(f"student vocabulary: the word {bad!r} holds a line break")
+        with atomic_path(folder, is_dir=True) as tmp:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+            table = _table_key(self.model)
+            state[table] = state[table].to(DTYPES[self.config.dtype])
+            save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+            write_text(tmp / VOCAB, "".join(f"{w}\n" for w in self.words))
+            write_json(tmp / CONFIG, asdict(self.config))
+            if onnx:
+                export_onnx(self.model, len(self.words), tmp / ONNX)
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Classifier:
+        folder = Path(folder)
+        if not (folder / CONFIG).is_file():
+            raise EmbedforgeError(f"{folder}: not a student folder (no {CONFIG})")
+        config = StudentConfig.read(folder / CONFIG)
+        words = (
+            (folder / VOCAB).read_text(encoding="utf-8").split("\n")[:-1]
+            if (folder / VOCAB).is_file()
+            else []
+        )
+        if len(words) != config.vocab_size:
+            raise EmbedforgeError(
+                f"{folder / VOCAB}: {len(words)} words; expected {config.vocab_size} (config.json vocab_size)"
+            )
+        net = NetConfig(**config.net)
+        model = build_net(
+            config.consumer, torch.zeros(config.vocab_size, config.dim), len(config.labels), False, net, None
+        )
+        try:
+            state = load_file(str(folder / WEIGHTS))
+        except (OSError, SafetensorError) as err:
+            raise EmbedforgeError(f"{folder / WEIGHTS}: not a readable safetensors file ({err})") from None
+        state = {k: v.float() for k, v in state.items()}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+            raise EmbedforgeError(f"{folder / WEIGHTS}: does not match config.json ({first})") from None
+        return cls(model, words, config)
+
+
+def _table_key(model: nn.Module) -> str:
+    table = word_table(model)
+    return next(k for k, v in model.state_dict(keep_vars=True).items() if v is table)
+
+
+class _Padded(nn.Module):
+    """The consumer on padded row ids, in operations ONNX has: the mean model's EmbeddingBag becomes a
+    gather and a masked mean (the same numbers: padding rows are zero and are not counted)."""
+
+    def __init__(self, model: nn.Module, pad: int) -> None:
+        super().__init__()
+        self.model, self.pad = model, pad
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        bag = getattr(self.model, "bag", None)
+        if bag is None:  # the CNN: padding columns change no score, and keep every text >= the widest filter
+            tail = torch.full((ids.shape[0], max(CNN_WIDTHS) - 1), self.pad, dtype=ids.dtype)
+            return self.model(torch.cat([ids, tail], 1))
+        known = (ids != self.pad).unsqueeze(-1).float()
+        mean = (bag.weight[ids] * known).sum(1) / known.sum(1).clamp_min(1.0)
+        return self.model.head(mean)
+
+
+def export_onnx(model: nn.Module, pad: int, path: Path) -> None:
+    """`model.onnx`: padded row ids [texts, words] (int64, padding = vocabulary size) -> logits."""
+    if getattr(model, "lstm", None) is not None:
+        # packed sequences have no ONNX form that keeps padding out of the LSTM's backward direction
+        log.info("no %s for a bilstm student (mean and cnn students have one)", path.name)
+        return
+    example = torch.full((2, 6), pad, dtype=torch.long)
+    example[:, :3] = 0
+    # the TorchScript exporter: the torch.export one needs onnxscript and gains nothing for these models
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            _Padded(model.eval(), pad),
+            (example,),
+            str(path),
+            input_names=["ids"],
+            output_names=["logits"],
+            dynamic_axes={"ids": {0: "texts", 1: "words"}, "logits": {0: "texts"}},
+            dynamo=False,
+        )
+
+
+def load_classifier(folder: str | Path) -> Classifier:
+    """Load a student saved by the `student` stage (models/student/): `predict(texts)` takes raw text."""
+    return Classifier.load(folder)
+
+
+__all__ = ["PREDICT_BATCH", "Classifier", "StudentConfig", "load_classifier"]

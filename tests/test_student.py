@@ -1,0 +1,213 @@
+"""The student: teacher logits, distillation, the shipped folder, raw-text predictions, ONNX, bad input."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from embedforge import load_classifier
+from embedforge.core.catalog import Catalog, MatrixRecord
+from embedforge.core.embedding import WordVectors
+from embedforge.core.errors import EmbedforgeError
+from embedforge.core.params import StudentParams, parse_params
+from embedforge.core.prepared import PreparedData
+from embedforge.student.classifier import CONFIG, ONNX, VOCAB, WEIGHTS, Classifier
+from embedforge.student.run import RULE, run_student
+from embedforge.student.teacher import read_teacher, teacher_logits, write_teacher
+from embedforge.student.train import student_loss
+
+MATRICES = ["decontext_base_L1", "decontext_finetuned_L1", "word2vec"]
+FAST = {"epochs": 3, "batch_size": 16, "filters": 4, "hidden": 4, "speed_rows": 8}
+
+
+def _params(**student: object):
+    return parse_params({"student": {**FAST, **student}, "prepare": {"max_length": 64}})
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, prepared_dir: Path, tiny_model_dir: Path) -> dict:
+    """Three small matrices over the prepared vocabulary, a tiny fine-tuned classifier and its logits."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    root = tmp_path_factory.mktemp("student")
+    prepared = PreparedData(prepared_dir)
+    words = prepared.vocab()["word"].tolist()
+    catalog = Catalog(root / "embeddings")
+    generator = torch.Generator().manual_seed(0)
+    records = [MatrixRecord(n, "decontext", "base", 1, "mean", "none", len(words), 8) for n in MATRICES]
+    for record in records:
+        WordVectors(words, torch.randn(len(words), 8, generator=generator)).save(catalog.path(record.name))
+    catalog.write_index(records, len(words))
+    finetuned = root / "finetuned"
+    names = prepared.label_names()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir,
+        num_labels=2,
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+    )
+    model.save_pretrained(finetuned)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(finetuned)
+    write_teacher(root / "teacher", teacher_logits(finetuned, prepared), names)
+    return {"root": root, "prepared": prepared, "catalog": catalog, "finetuned": finetuned}
+
+
+def _run(project: dict, out: str, **student: object) -> dict:
+    return run_student(
+        _params(**student),
+        project["catalog"],
+        project["prepared"],
+        project["root"] / "teacher",
+        project["finetuned"],
+        project["root"] / out,
+    )
+
+
+@pytest.fixture(scope="module")
+def shipped(project: dict) -> dict:
+    """The default student (mean, trainable, labels + teacher) on the decontext candidates."""
+    return _run(project, "student")
+
+
+def test_teacher_logits_cover_the_transfer_set_and_check_the_labels(project: dict) -> None:
+    prepared = project["prepared"]
+    rows = {s: prepared.rows(s) for s in ("train", "validation")}
+    logits = read_teacher(project["root"] / "teacher", prepared.label_names(), rows)
+    assert logits["train"].shape == (rows["train"], 2)
+    with pytest.raises(EmbedforgeError, match="labels differ"):
+        read_teacher(project["root"] / "teacher", ["x", "y"], rows)
+    with pytest.raises(EmbedforgeError, match=r"train logits have shape \(\d+, 2\); expected \(999, 2\)"):
+        read_teacher(project["root"] / "teacher", prepared.label_names(), {"train": 999})
+
+
+def test_the_shipped_matrix_is_chosen_on_validation_among_the_candidates(shipped: dict) -> None:
+    assert shipped["rule"] == RULE
+    assert set(shipped["candidates"]) == {"decontext_base_L1", "decontext_finetuned_L1"}  # not word2vec
+    best = max(shipped["candidates"].values(), key=lambda c: c["validation_macro_f1"])
+    assert shipped["candidates"][shipped["matrix"]] is best
+    for scores in (shipped["student"], shipped["transformer"]):
+        assert 0.0 <= scores["macro_f1"] <= 1.0 and scores["texts_per_s"] > 0 and scores["disk_mb"] > 0
+        assert scores["p50_ms"] <= scores["p95_ms"]
+    assert 0.0 < shipped["student"]["coverage"] <= 1.0
+    assert shipped["speedup"] == pytest.approx(
+        shipped["student"]["texts_per_s"] / shipped["transformer"]["texts_per_s"]
+    )
+
+
+def test_the_student_folder_loads_with_one_call_and_takes_raw_text(project: dict, shipped: dict) -> None:
+    folder = project["root"] / "student"
+    assert {p.name for p in folder.iterdir()} == {CONFIG, VOCAB, WEIGHTS, ONNX}
+    config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    assert config["matrix"] == shipped["matrix"] and len(config["matrix_md5"]) == 32
+    assert config["labels"] == project["prepared"].label_names() and config["segmenter"] == "jieba"
+    classifier = load_classifier(folder)
+    labels = classifier.predict(["味道不错，送餐很快", "太难吃了"])
+    assert set(labels) <= set(config["labels"]) and len(labels) == 2
+    assert classifier.predict("味道不错，送餐很快") == labels[:1]  # one text as a plain string
+    proba = classifier.predict_proba(["味道不错，送餐很快", ""])
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(1), 1.0, atol=1e-6)
+    assert classifier.predict_proba([]).shape == (0, 2)
+
+
+def test_the_word_table_is_stored_in_float16_and_scores_as_before(project: dict, shipped: dict) -> None:
+    state = load_file(str(project["root"] / "student" / WEIGHTS))
+    assert state["bag.weight"].dtype == torch.float16
+    assert state["linear.weight"].dtype == torch.float32
+    test = project["prepared"].split("test", ["text"])["text"].tolist()
+    loaded = load_classifier(project["root"] / "student")
+    # the same student in float32 (the candidate's test run) and as shipped: the same predictions
+    assert shipped["student"]["macro_f1"] == pytest.approx(
+        shipped["candidates"][shipped["matrix"]]["test"]["macro_f1"], abs=0.05
+    )
+    assert loaded.predict_proba(test).shape == (len(test), 2)
+
+
+@pytest.mark.parametrize("consumer", ["mean", "cnn"])
+def test_the_onnx_export_predicts_what_torch_predicts(project: dict, consumer: str) -> None:
+    import onnxruntime
+
+    _run(project, f"onnx-{consumer}", consumer=consumer, matrices=["decontext_base_L1"])
+    folder = project["root"] / f"onnx-{consumer}"
+    classifier = load_classifier(folder)
+    texts = [*project["prepared"].split("test", ["text"])["text"].tolist(), "好", ""]
+    from embedforge.evaluate.probe import to_probe_data
+
+    data = to_probe_data(classifier.segment(texts), [0] * len(texts), classifier.index)
+    session = onnxruntime.InferenceSession(str(folder / ONNX), providers=["CPUExecutionProvider"])
+    (onnx_logits,) = session.run(None, {"ids": data.ids.numpy()})
+    torch_logits = classifier.logits(texts).numpy()
+    assert np.allclose(onnx_logits, torch_logits, atol=1e-3)
+    assert (onnx_logits.argmax(1) == torch_logits.argmax(1)).all()
+
+
+def test_a_bilstm_student_ships_without_onnx_and_predicts(project: dict) -> None:
+    metrics = _run(project, "bilstm", consumer="bilstm", trainable=False, matrices=["decontext_base_L1"])
+    folder = project["root"] / "bilstm"
+    assert not (folder / ONNX).exists() and (folder / WEIGHTS).is_file()
+    assert metrics["setup"]["consumer"] == "bilstm"
+    assert len(load_classifier(folder).predict(["味道不错"])) == 1
+
+
+def test_the_losses_mix_labels_and_teacher() -> None:
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5]])
+    teacher = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    labels, rows = torch.tensor([0, 1]), torch.tensor([0, 1])
+    gold = student_loss(StudentParams(loss="labels"), labels, teacher)(logits, rows)
+    mse = student_loss(StudentParams(loss="teacher"), labels, teacher)(logits, rows)
+    both = student_loss(StudentParams(loss="both", teacher_weight=0.25), labels, teacher)(logits, rows)
+    assert gold == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item())
+    assert mse == pytest.approx(((logits - teacher) ** 2).mean().item())
+    assert both == pytest.approx(0.75 * gold.item() + 0.25 * mse.item())
+    kl = student_loss(StudentParams(loss="teacher", distill="kl", temperature=2.0), labels, teacher)
+    assert kl(teacher, rows) == pytest.approx(0.0, abs=1e-6)  # the teacher itself: no divergence
+    assert kl(logits, rows) > 0
+
+
+def test_bad_student_settings_are_one_line_and_write_nothing(project: dict) -> None:
+    with pytest.raises(EmbedforgeError, match=r"student\.matrices: 'aggregate_\*' matches no matrix"):
+        _run(project, "never", matrices=["aggregate_*"])
+    assert not (project["root"] / "never").exists()
+    with pytest.raises(EmbedforgeError, match=r"student\.consumer = 'gru' is not valid; expected one of"):
+        _params(consumer="gru")
+    with pytest.raises(EmbedforgeError, match="did you mean 'student.epochs'"):
+        _params(epoch=3)
+
+
+def test_a_teacher_for_other_labels_is_refused_before_training(project: dict, tmp_path: Path) -> None:
+    logits = {s: torch.zeros(project["prepared"].rows(s), 3) for s in ("train", "validation")}
+    write_teacher(tmp_path / "teacher", logits, ["a", "b", "c"])
+    params = _params()
+    with pytest.raises(EmbedforgeError, match="the teacher's labels differ"):
+        run_student(
+            params,
+            project["catalog"],
+            project["prepared"],
+            tmp_path / "teacher",
+            project["finetuned"],
+            tmp_path / "out",
+        )
+    assert not (tmp_path / "out").exists()
+    # labels only: no teacher needed
+    metrics = run_student(
+        replace(params, student=replace(params.student, loss="labels", matrices=["word2vec"])),
+        project["catalog"],
+        project["prepared"],
+        tmp_path / "missing",
+        project["finetuned"],
+        tmp_path / "out",
+    )
+    assert metrics["matrix"] == "word2vec"
+
+
+def test_a_folder_that_is_not_a_student_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(EmbedforgeError, match="not a student folder"):
+        Classifier.load(tmp_path)
+    (tmp_path / CONFIG).write_text('{"format": "other"}', encoding="utf-8")
+    with pytest.raises(EmbedforgeError, match="not an embedforge student"):
+        Classifier.load(tmp_path)
