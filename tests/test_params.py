@@ -170,7 +170,14 @@ def _load_one(tmp_path: Path, key: str, value: str):
 
 def test_every_float_and_seed_key_is_covered():
     assert {"lr", "finetune.epochs", "prepare.train_ratio", "evaluate.probe_lr"} <= set(FLOAT_KEYS)
-    assert SEED_KEYS == ["prepare.seed", "finetune.seed", "curves.seed", "extract.seed", "evaluate.seed"]
+    assert SEED_KEYS == [
+        "prepare.seed",
+        "finetune.seed",
+        "curves.seed",
+        "extract.seed",
+        "evaluate.seed",
+        "student.seed",
+    ]
 
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])

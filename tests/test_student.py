@@ -211,3 +211,38 @@ def test_a_folder_that_is_not_a_student_is_one_line(tmp_path: Path) -> None:
     (tmp_path / CONFIG).write_text('{"format": "other"}', encoding="utf-8")
     with pytest.raises(EmbedforgeError, match="not an embedforge student"):
         Classifier.load(tmp_path)
+
+
+def test_the_report_headline_and_figure_show_the_student(shipped: dict, tmp_path: Path) -> None:
+    from embedforge.evaluate.files import STUDENT_FILE, MetricsDoc
+    from embedforge.evaluate.render.plots import student_png
+    from embedforge.evaluate.render.student import student_section
+    from embedforge.evaluate.render.targets import StudentTargets
+
+    doc = MetricsDoc.of(json.loads(json.dumps(shipped)), STUDENT_FILE)
+    lines = student_section(doc, StudentTargets(within=0.01, speedup=1e9, size_ratio=1.0))
+    text = "\n".join(lines)
+    assert lines[0] == "## The small model to ship"
+    assert f"`{shipped['matrix']}` (shipped)" in text and "validation macro-F1" in text
+    assert (
+        f"{shipped['student']['macro_f1']:.3f}" in text
+        and f"{shipped['transformer']['macro_f1']:.3f}" in text
+    )
+    assert "≥ 1e+09x its texts/s: missed by" in text and "≤ 1/1 of its size: met" in text
+    assert student_section(None) == []
+    student_png(doc, tmp_path / "student.png")
+    assert (tmp_path / "student.png").stat().st_size > 1000
+
+
+def test_the_headline_carries_the_student(shipped: dict) -> None:
+    from embedforge.evaluate.files import STUDENT_FILE
+    from embedforge.evaluate.outputs import headline
+
+    minimal = {
+        "similarity.json": {},
+        "classification.json": {"finetuned": {"macro_f1": 0.9, "accuracy": 0.9}, "probe": {}},
+    }
+    out = headline({**minimal, STUDENT_FILE: shipped})
+    assert out["student_macro_f1"] == shipped["student"]["macro_f1"]
+    assert out["student_speedup"] == round(shipped["speedup"], 1)
+    assert "student_macro_f1" not in headline(minimal)

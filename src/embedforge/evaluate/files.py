@@ -38,6 +38,7 @@ CAPS = "caps"  # present only when a cap applied: max_<split>_rows, <split>_rows
 SPLITS = ("train", "test")  # the splits the probes and curves use, as in the `caps` keys
 
 CEILING_FILE = "ceiling.json"  # written by the `ceiling` stage, read by this one
+STUDENT_FILE = "student.json"  # written by the `student` stage (embedforge.student.run), read by this one
 HEADLINE_FILE = "headline.json"  # the few numbers compared across experiments (the DVC metrics)
 OOV_FILE = "oov.json"  # <matrix>.<benchmark>: benchmark words missing from the matrix
 NEIGHBOURS_FILE = "neighbours.json"  # {"words": [probe words], "matrices": {<matrix>: {<word>: [[w, cos]]}}}
@@ -58,6 +59,7 @@ LAYERS_PNG = "spearman_by_layer.png"
 CONFUSION_PNG = "confusion.png"
 PROBE_PNG = "probe.png"
 TRAINING_PNG = "training.png"
+STUDENT_PNG = "student.png"  # the student and the transformer: texts/s (log) against test macro-F1
 
 
 def scatter_image(benchmark: str) -> str:
@@ -174,3 +176,9 @@ def matrix_keys(similarity: MetricsDoc | dict[str, Any]) -> list[str]:
 def read_docs(metrics_dir: str | Path, *files: str) -> list[MetricsDoc]:
     """Read some metrics documents of a metrics folder."""
     return [MetricsDoc.read(Path(metrics_dir) / f) for f in files]
+
+
+def read_optional(metrics_dir: str | Path, file: str) -> MetricsDoc | None:
+    """A metrics document another stage writes (the student's), or None when the run has none."""
+    path = Path(metrics_dir) / file
+    return MetricsDoc.read(path) if path.is_file() else None

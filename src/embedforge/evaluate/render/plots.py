@@ -40,11 +40,14 @@ from embedforge.evaluate.files import (  # noqa: E402
     PROBE_PNG,
     SCATTER_DIR,
     SIMILARITY_FILE,
+    STUDENT_FILE,
+    STUDENT_PNG,
     TRAINING_PNG,
     VARIANTS,
     MetricsDoc,
     matrix_keys,
     read_docs,
+    read_optional,
     scatter_image,
 )
 from embedforge.evaluate.render.curves import curve_table  # noqa: E402
@@ -244,6 +247,28 @@ def curves_png(table: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
+@with_cjk_font
+def student_png(student: MetricsDoc, path: Path) -> None:
+    """Speed against quality: the shipped student and the transformer, texts/s on a log axis."""
+    fig, (ax,) = _grid(1, 1, (4.5, 3.2))
+    for key, label, marker in (("transformer", "fine-tuned transformer", "s"), ("student", "student", "o")):
+        speed, f1 = student.number(key, "texts_per_s"), student.number(key, MACRO_F1)
+        if speed and f1 is not None:
+            ax.scatter([speed], [f1], marker=marker, s=40, label=label)
+            ax.annotate(
+                f"{speed:,.0f}/s, {f1:.3f}",
+                (speed, f1),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("texts per second, raw text in (log)")
+    ax.set_ylabel("test macro-F1")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def render_plots(
     metrics_dir: str | Path,
     plots_dir: str | Path,
@@ -280,3 +305,5 @@ def render_plots(
             probe_png(accuracy, tmp / PROBE_PNG)
         if dvclive_dir is not None:
             training_png(Path(dvclive_dir), tmp / TRAINING_PNG)
+        if student := read_optional(metrics_dir, STUDENT_FILE):
+            student_png(student, tmp / STUDENT_PNG)

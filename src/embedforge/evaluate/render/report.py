@@ -29,14 +29,17 @@ from embedforge.evaluate.files import (
     ROWS_KEY,
     SELECTION_KEY,
     SIMILARITY_FILE,
+    STUDENT_FILE,
     VARIANTS,
     MetricsDoc,
     matrix_keys,
     read_docs,
+    read_optional,
 )
 from embedforge.evaluate.render.curves import curve_details, curve_section
 from embedforge.evaluate.render.markdown import number as _fmt
 from embedforge.evaluate.render.markdown import table
+from embedforge.evaluate.render.student import student_section
 from embedforge.evaluate.render.targets import Targets, verdict
 
 Cell = tuple[float | None, float | None, bool]  # value, coverage, present in the file
@@ -342,8 +345,10 @@ def build_report(
     classification: MetricsDoc,
     records: Sequence[MatrixRecord],
     targets: Targets | None = None,
+    student: MetricsDoc | None = None,
 ) -> str:
-    """report.md from the two metrics documents, the embeddings index and the targets that apply."""
+    """report.md from the two metrics documents, the embeddings index, the targets that apply and the
+    `student` stage's document (when the run has one)."""
     names = [r.name for r in records]
     # Probe rows that are not matrices of the index are the random baselines.
     baselines = set(classification.mapping(PROBE_KEY)) - set(names)
@@ -353,6 +358,7 @@ def build_report(
         "",
         *caps_note(classification),
         *_which_matrix(similarity, records, targets),
+        *student_section(student, targets.student if targets else None),
         *_what_it_buys(classification, records, targets),
         *curve_details(classification, records),
         "## Every matrix",
@@ -394,7 +400,8 @@ def report_from_files(
 ) -> str:
     """report.md rebuilt from a metrics folder (for example of an older commit) and its matrices' records."""
     similarity, classification = read_docs(metrics_dir, SIMILARITY_FILE, CLASSIFICATION_FILE)
-    return build_report(similarity, classification, records, targets)
+    student = read_optional(metrics_dir, STUDENT_FILE)
+    return build_report(similarity, classification, records, targets, student)
 
 
 def neighbours_from_files(metrics_dir: str | Path, records: Sequence[MatrixRecord]) -> str:

@@ -10,6 +10,10 @@ An ordinary input file (YAML, e.g. `data/targets.yaml` for the default model on 
       over_random: {50: 0.10}          #   best extracted matrix − best random baseline, at least
       over_word2vec: {50: 0.05}        #   best extracted matrix − the word2vec baseline, at least
       finetuned_ahead: [50, full]      #   each fine-tuned encoder's matrix ahead of the base encoder's
+    student:                           # the shipped student against the fine-tuned transformer
+      within: 0.01                     #   test macro-F1 at most this far below it
+      speedup: 50                      #   at least this many times its texts/s
+      size_ratio: 10                   #   at most 1/this of its size on disk
 
 The report shows a target only where it applies: a run of that model source (`for_source`), a benchmark
 the run scored, a curve size the run drew; each reads "met" or "missed by" how much.
@@ -25,7 +29,8 @@ from typing import Any
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import read_yaml
 
-TOP_KEYS = frozenset({"source", "recommended", "curves"})
+TOP_KEYS = frozenset({"source", "recommended", "curves", "student"})
+STUDENT_KEYS = frozenset({"within", "speedup", "size_ratio"})
 CURVE_KEYS = frozenset({"consumers", "over_random", "over_word2vec", "finetuned_ahead"})
 
 
@@ -40,6 +45,15 @@ class CurveTargets:
 
 
 @dataclass(frozen=True)
+class StudentTargets:
+    """The student against the transformer: F1 gap at most, speed-up and size ratio at least."""
+
+    within: float | None = None
+    speedup: float | None = None
+    size_ratio: float | None = None
+
+
+@dataclass(frozen=True)
 class Targets:
     """One model source's targets, read from `file`."""
 
@@ -47,6 +61,7 @@ class Targets:
     source: str
     recommended: dict[str, float] = field(default_factory=dict)
     curves: CurveTargets = field(default_factory=CurveTargets)
+    student: StudentTargets | None = None
 
 
 def verdict(value: float, target: float, strict: bool = False) -> str:
@@ -111,6 +126,12 @@ class _Reader:
             finetuned_ahead=tuple(self.size(s, f"curves.finetuned_ahead[{i}]") for i, s in enumerate(ahead)),
         )
 
+    def student(self, value: object) -> StudentTargets | None:
+        if value is None:
+            return None
+        doc = self.mapping(value, "student", STUDENT_KEYS)
+        return StudentTargets(**{k: self.number(v, f"student.{k}") for k, v in doc.items()})
+
     def targets(self, data: object) -> Targets:
         doc = self.mapping(data, "", TOP_KEYS)
         source = doc.get("source")
@@ -122,6 +143,7 @@ class _Reader:
             source=source,
             recommended={k: self.number(v, f"recommended.{k}") for k, v in recommended.items()},
             curves=self.curves(doc.get("curves", {})),
+            student=self.student(doc.get("student")),
         )
 
 
