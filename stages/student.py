@@ -1,4 +1,4 @@
-"""DVC stage `student`: the small task model -> models/student/, its scores and speed -> metrics/student.json."""
+"""DVC stage `student`: the small task model -> models/student/; its scores and speed -> metrics/."""
 
 from pathlib import Path
 
@@ -7,6 +7,7 @@ from embedforge.core.files import write_json
 from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.core.stage import run_stage
+from embedforge.evaluate.files import STUDENT_FILE
 from embedforge.student.run import run_student
 
 CATALOG = Catalog(Path("embeddings"))
@@ -14,7 +15,7 @@ PREPARED = PreparedData(Path("data/prepared"))
 TEACHER = Path("data/teacher")
 FINETUNED = Path("models/finetuned")
 OUT = Path("models/student")
-METRICS = Path("metrics/student.json")
+METRICS = Path("metrics") / STUDENT_FILE
 
 
 def main() -> None:
@@ -23,7 +24,8 @@ def main() -> None:
     s, t = metrics["student"], metrics["transformer"]
     print(
         f"student: {metrics['matrix']} -> {OUT}/; test macro-F1 {s['macro_f1']:.3f} vs the transformer's "
-        f"{t['macro_f1']:.3f}, {metrics['speedup']:.0f}x its texts/s, 1/{metrics['size_ratio']:.0f} of its size"
+        f"{t['macro_f1']:.3f}, {metrics['speedup']:.0f}x its texts/s, "
+        f"1/{metrics['size_ratio']:.0f} of its size"
     )
 
 

@@ -67,22 +67,39 @@ def test_the_readme_is_short_and_has_code_to_check() -> None:
     )
 
 
+def write_tiny_student(folder: Path, words: list[str]) -> None:
+    """A small untrained mean-model student saved as the `student` stage saves one."""
+    from embedforge.student.classifier import Classifier, StudentConfig
+    from embedforge.student.train import build_net
+
+    weight = torch.randn(len(words), 8, generator=torch.Generator().manual_seed(0))
+    net = {"filters": 4, "hidden": 4, "dropout": 0.5}
+    config = StudentConfig("mean", ["negative", "positive"], "zh", len(words), 8, net, matrix="tiny")
+    Classifier(build_net("mean", weight, 2, False, None, None), words, config).save(folder, onnx=False)
+
+
 @pytest.mark.parametrize("code", blocks("python"))
-def test_python_blocks_run_against_a_matrix_at_the_path_they_name(
+def test_python_blocks_run_against_the_files_they_name(
     code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     words = ["好吃", "难吃", "味道", "外卖", "送餐", "服务", "米饭", "便宜"]
     names = set(re.findall(r"\"(embeddings/[\w.-]+)\"", code))
-    assert names, "the block names no matrix"
+    student = '"models/student"' in code
+    assert names or student, "the block names no matrix and no student"
     for name in names:
         WordVectors(words, torch.randn(len(words), 8, generator=torch.Generator().manual_seed(0))).save(
             tmp_path / name
         )
+    if student:
+        write_tiny_student(tmp_path / "models" / "student", words)
     monkeypatch.chdir(tmp_path)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own code
-    assert "('" in out.getvalue(), "the block printed no neighbours"
+    if names:
+        assert "('" in out.getvalue(), "the block printed no neighbours"
+    if student:
+        assert "positive" in out.getvalue() or "negative" in out.getvalue(), "the block printed no label"
 
 
 def test_the_matrix_the_readme_loads_is_the_committed_run_s_recommendation() -> None:

@@ -378,11 +378,11 @@ class StudentParams:
         "on the validation split is shipped.",
     )
     consumer: Consumer = setting(
-        "mean", help="The small model: `mean` (mean of word vectors, linear), `cnn` (Kim) or `bilstm`."
+        "bilstm", help="The small model: `mean` (mean of word vectors, linear), `cnn` (Kim) or `bilstm`."
     )
-    trainable: bool = setting(True, help="Fine-tune the word vectors with the rest of the model.")
+    trainable: bool = setting(False, help="Fine-tune the word vectors with the rest of the model.")
     loss: StudentLoss = setting(
-        "both",
+        "labels",
         help="What the student learns: `labels` (cross-entropy), `teacher` (the teacher's logits, "
         "`distill`) or `both` (their mix, `teacher_weight`).",
     )
@@ -399,11 +399,11 @@ class StudentParams:
     )
     temperature: float = setting(2.0, help="`distill: kl`: the softmax temperature.", gt=0.0)
     epochs: int = setting(
-        10, help="Passes over the transfer set; the epoch with the best validation macro-F1 is kept.", min=1
+        6, help="Passes over the transfer set; the epoch with the best validation macro-F1 is kept.", min=1
     )
     batch_size: int = setting(64, help="Texts per training batch.", min=1)
     lr: float = setting(
-        3e-3, help="Adam learning rate (trainable vectors: x std(matrix), SparseAdam).", gt=0.0
+        1e-3, help="Adam learning rate (trainable vectors: x std(matrix), SparseAdam).", gt=0.0
     )
     filters: int = setting(64, help="`cnn`: filters per width (3, 4, 5).", min=1)
     hidden: int = setting(64, help="`bilstm`: hidden size per direction.", min=1)

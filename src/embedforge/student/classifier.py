@@ -6,7 +6,7 @@ Layout (written only by `Classifier.save`, read only by `Classifier.load` / `emb
   `vocab.txt`          one word per line: line i is row i of the word table (the row after the last word
                        is the padding row, all zeros)
   `model.safetensors`  the consumer's weights (the word table in `dtype`, everything else float32)
-  `model.onnx`         the same model for onnxruntime: padded row ids [texts, words] -> logits (optional)
+  `model.onnx`         the same model for onnxruntime: padded row ids [texts, words] -> logits
 
 A text is normalised and segmented exactly as `prepare` segments the training data (`core.text`); words
 without a row are left out, as the consumers were trained.
@@ -170,7 +170,7 @@ class _Padded(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         bag = getattr(self.model, "bag", None)
-        if bag is None:  # the CNN: padding columns change no score, and keep every text >= the widest filter
+        if bag is None:  # padding columns change no score, and keep every text >= the CNN's widest filter
             tail = torch.full((ids.shape[0], max(CNN_WIDTHS) - 1), self.pad, dtype=ids.dtype)
             return self.model(torch.cat([ids, tail], 1))
         known = (ids != self.pad).unsqueeze(-1).float()
@@ -180,13 +180,10 @@ class _Padded(nn.Module):
 
 def export_onnx(model: nn.Module, pad: int, path: Path) -> None:
     """`model.onnx`: padded row ids [texts, words] (int64, padding = vocabulary size) -> logits."""
-    if getattr(model, "lstm", None) is not None:
-        # packed sequences have no ONNX form that keeps padding out of the LSTM's backward direction
-        log.info("no %s for a bilstm student (mean and cnn students have one)", path.name)
-        return
     example = torch.full((2, 6), pad, dtype=torch.long)
     example[:, :3] = 0
-    # the TorchScript exporter: the torch.export one needs onnxscript and gains nothing for these models
+    # the TorchScript exporter: the torch.export one needs onnxscript; this one maps the BiLSTM's packed
+    # sequences to ONNX's LSTM with per-text lengths (measured: the same logits within 1e-7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
