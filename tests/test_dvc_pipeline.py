@@ -98,6 +98,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, revi
             "extra_words": [str(outside / "words.txt")],
         },
         "export": {"word2vec": ["input_*"]},
+        "student": {"epochs": 1, "hidden": 4, "speed_rows": 8},
         "evaluate": {
             "similarity_files": [str(outside / "pairs.tsv")],
             "analogy_files": [],
@@ -123,6 +124,10 @@ def test_repro_works_without_the_venv_on_path_and_leaves_nothing_stale(project: 
     assert json.loads((project / "metrics" / "similarity.json").read_text(encoding="utf-8"))
     assert (project / "embeddings" / "index.json").is_file()
     assert (project / "exports" / "word2vec" / "input_base.txt").is_file()
+    assert (project / "models" / "student" / "model.safetensors").is_file()
+    assert "student_macro_f1" in json.loads(
+        (project / "metrics" / "headline.json").read_text(encoding="utf-8")
+    )
     assert status(project) == {}
     # a second repro re-fingerprints the inputs and runs nothing else
     assert "Running stage 'prepare'" not in dvc(project, "repro").stdout
@@ -209,6 +214,7 @@ def _only_in(stage: str) -> str:
     [
         (_only_in("extract"), ["extract"]),  # nothing before extract re-runs
         (_only_in("evaluate"), ["evaluate"]),
+        (_only_in("student"), ["student"]),
         ("src/embedforge/core/curves.py", ["ceiling", "evaluate"]),
     ],
 )
