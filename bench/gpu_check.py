@@ -32,10 +32,12 @@ from embedforge.core.encoder import Encoder
 from embedforge.core.models import resolve_source
 from embedforge.core.params import ExtractParams
 from embedforge.core.text import build_vocab, normalize_text, segment_text
-from embedforge.evaluate.consumers import NetConfig, consumer_scores
-from embedforge.evaluate.probe import ProbeConfig, to_probe_data
+from embedforge.evaluate.consumers import consumer_scores
+from embedforge.evaluate.probe import ProbeConfig
 from embedforge.evaluate.similarity import word_similarity
 from embedforge.extract import extract_matrices
+from embedforge.nets.data import to_probe_data
+from embedforge.nets.models import NetConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted((ROOT / "data/benchmarks/wordsim/zh").glob("*.tsv"))

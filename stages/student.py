@@ -7,7 +7,6 @@ from embedforge.core.files import write_json
 from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.core.stage import run_stage
-from embedforge.evaluate.files import STUDENT_FILE
 from embedforge.student.run import run_student
 
 CATALOG = Catalog(Path("embeddings"))
@@ -15,7 +14,7 @@ PREPARED = PreparedData(Path("data/prepared"))
 TEACHER = Path("data/teacher")
 FINETUNED = Path("models/finetuned")
 OUT = Path("models/student")
-METRICS = Path("metrics") / STUDENT_FILE
+METRICS = Path("metrics/student.json")  # evaluate.files.STUDENT_FILE: evaluate reads it
 
 
 def main() -> None:

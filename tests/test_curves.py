@@ -16,9 +16,10 @@ from embedforge.core.params import EvaluateParams, ExtractParams
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.consumers import check_consumers, consumer_scores, predict_net, train_net
 from embedforge.evaluate.curves import CurveConfig, run_curve
-from embedforge.evaluate.probe import ProbeConfig, ProbeData, to_probe_data
-from embedforge.evaluate.training import one_thread
+from embedforge.evaluate.probe import ProbeConfig
 from embedforge.extract.run import extract_matrices
+from embedforge.nets.data import ProbeData, to_probe_data
+from embedforge.nets.training import one_thread
 
 NAMES = ["neg", "pos"]
 

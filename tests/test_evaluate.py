@@ -14,7 +14,7 @@ from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import classification_metrics
 from embedforge.core.params import EvaluateParams
 from embedforge.evaluate.classification import confusion_matrix
-from embedforge.evaluate.probe import ProbeConfig, random_matrix, run_probe, to_probe_data
+from embedforge.evaluate.probe import ProbeConfig, random_matrix, run_probe
 from embedforge.evaluate.similarity import (
     analogy_accuracy,
     genuine_rows,
@@ -22,6 +22,7 @@ from embedforge.evaluate.similarity import (
     row_counts,
     word_similarity,
 )
+from embedforge.nets.data import to_probe_data
 
 ROOT = Path(__file__).resolve().parents[1]
 

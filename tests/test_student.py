@@ -136,7 +136,7 @@ def test_the_onnx_export_predicts_what_torch_predicts(project: dict, consumer: s
     folder = project["root"] / f"onnx-{consumer}"
     classifier = load_classifier(folder)
     texts = [*project["prepared"].split("test", ["text"])["text"].tolist(), "好", ""]
-    from embedforge.evaluate.probe import to_probe_data
+    from embedforge.nets.data import to_probe_data
 
     data = to_probe_data(classifier.segment(texts), [0] * len(texts), classifier.index)
     session = onnxruntime.InferenceSession(str(folder / ONNX), providers=["CPUExecutionProvider"])

@@ -32,10 +32,12 @@ from embedforge.core.curves import (
 from embedforge.core.device import CPU
 from embedforge.core.metrics import ACCURACY, MACRO_F1
 from embedforge.core.params import CurvesParams, EvaluateParams
-from embedforge.evaluate.consumers import NetConfig, check_consumers, consumer_scores
+from embedforge.evaluate.consumers import check_consumers, consumer_scores
 from embedforge.evaluate.files import CAPPED, CEILING, MATRICES, TRAIN_ROWS, VARIANTS, MetricsDoc
-from embedforge.evaluate.probe import ProbeConfig, ProbeData
-from embedforge.evaluate.training import one_thread
+from embedforge.evaluate.probe import ProbeConfig
+from embedforge.nets.data import ProbeData
+from embedforge.nets.models import NetConfig
+from embedforge.nets.training import one_thread
 
 logger = logging.getLogger(__name__)
 

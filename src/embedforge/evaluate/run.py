@@ -20,14 +20,7 @@ from embedforge.evaluate.caps import RowCaps
 from embedforge.evaluate.classification import score_classifier
 from embedforge.evaluate.curves import CurveRunner
 from embedforge.evaluate.files import SPLITS, MetricsDoc
-from embedforge.evaluate.probe import (
-    ProbeConfig,
-    ProbeData,
-    ProbeScores,
-    random_matrix,
-    run_probe,
-    to_probe_data,
-)
+from embedforge.evaluate.probe import ProbeConfig, ProbeScores, random_matrix, run_probe
 from embedforge.evaluate.results import MatrixScores, Results
 from embedforge.evaluate.selection import recommend
 from embedforge.evaluate.similarity import (
@@ -37,6 +30,7 @@ from embedforge.evaluate.similarity import (
     unit_rows,
     word_similarity,
 )
+from embedforge.nets.data import ProbeData, to_probe_data
 
 logger = logging.getLogger(__name__)
 

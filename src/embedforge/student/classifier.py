@@ -30,8 +30,8 @@ from torch import nn
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, read_json, write_json, write_text
 from embedforge.core.text import normalize_text, segment_text
-from embedforge.evaluate.consumers import CNN_WIDTHS, PREDICT_BATCH, NetConfig
-from embedforge.evaluate.probe import to_probe_data
+from embedforge.nets.data import to_probe_data
+from embedforge.nets.models import CNN_WIDTHS, PREDICT_BATCH, NetConfig
 from embedforge.student.train import build_net, logits_of, word_table
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from embedforge.core.metrics import ACCURACY, MACRO_F1, classification_metrics
 from embedforge.core.params import Params
 from embedforge.core.prepared import PreparedData
 from embedforge.core.transformer import TransformerClassifier
-from embedforge.evaluate.probe import ProbeData, to_probe_data
+from embedforge.nets.data import ProbeData, to_probe_data
 from embedforge.student import speed
 from embedforge.student.classifier import WEIGHTS, Classifier, StudentConfig
 from embedforge.student.teacher import TEACHER_SPLITS, read_teacher

@@ -1,6 +1,6 @@
 """Training the student: a small consumer on one word matrix, from the gold labels and the teacher's logits.
 
-The consumers are the ones `evaluate` scores (`mean`, `cnn`, `bilstm`, see evaluate.consumers); here they
+The consumers are the ones `evaluate` scores (`mean`, `cnn`, `bilstm`, see nets.models); here they
 learn from the fine-tuned transformer as well as from the labels (Tang et al. 2019 distil BERT into a
 BiLSTM with an MSE between logits; `kl` is Hinton et al.'s softened cross-entropy). Every epoch is scored
 on the validation split and the best epoch's weights are kept, so the number of epochs is a budget, not a
@@ -19,9 +19,9 @@ from torch.nn import functional as F  # noqa: N812
 
 from embedforge.core.metrics import MACRO_F1, classification_metrics
 from embedforge.core.params import StudentParams
-from embedforge.evaluate.consumers import NETS, PREDICT_BATCH, NetConfig, WordInputs
-from embedforge.evaluate.probe import MeanProbe, ProbeData
-from embedforge.evaluate.training import Loss, fit, one_thread, optimizers
+from embedforge.nets.data import ProbeData
+from embedforge.nets.models import NETS, PREDICT_BATCH, MeanProbe, NetConfig, WordInputs
+from embedforge.nets.training import Loss, fit, one_thread, optimizers
 
 
 def net_config(p: StudentParams) -> NetConfig:

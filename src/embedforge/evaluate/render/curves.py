@@ -32,6 +32,7 @@ from embedforge.evaluate.render.markdown import table
 from embedforge.evaluate.render.targets import Targets, verdict
 
 CAPPED_MARK = "†"
+LEAK_MARK = "‡"  # a matrix of the fine-tuned encoder: the encoder saw every training label
 NOT_RUN = "not run (`ceiling.max_size`)"  # a ceiling cell above the sizes the `ceiling` stage ran
 
 Point = tuple[float, float, int]  # mean, sd, runs
@@ -94,14 +95,24 @@ def _best(
     return max(cands, key=lambda c: c[1][0]) if cands else None
 
 
-def _label(name: str, records: Sequence[MatrixRecord]) -> str:
-    """The row label: the name, and what it is."""
+def _label(name: str, records: Sequence[MatrixRecord], labelled: int) -> str:
+    """The row label: the name, and what it is (a fine-tuned encoder's matrix says what its encoder saw)."""
     record = next((r for r in records if r.name == name), None)
     if record is None:
         return f"{name} (baseline)"
     if record.strategy == Strategy.WORD2VEC:
         return f"{name} (baseline, same corpus)"
+    if record.source == Source.FINETUNED:
+        return f"{name} ({LEAK_MARK} encoder saw {labelled:,} labels)"
     return f"{name} ({record.source} encoder)" if record.source else name
+
+
+def _cell(point: Point, consumer: str | None = None) -> str:
+    """mean ± sd over the runs, or the one run's score said as such (never a `± 0.000`); the consumer that
+    scored it in brackets."""
+    mean, sd, runs = point
+    notes = ", ".join(n for n in (consumer, "1 run" if runs == 1 else None) if n)
+    return (f"{mean:.3f}" if runs == 1 else f"{mean:.3f} ± {sd:.3f}") + (f" ({notes})" if notes else "")
 
 
 def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> list[str]:
@@ -114,22 +125,28 @@ def _headline(classification: MetricsDoc, records: Sequence[MatrixRecord]) -> li
         for k in sizes
     ]
     body = []
-    for name in _order(points, records):
+    labelled = int(rows.get(FULL, 0))
+    finetuned = {r.name for r in records if r.source == Source.FINETUNED}
+    order = _order(points, records)
+    # the rows whose consumer saw only the labels of its subset first, then the fine-tuned encoders'
+    for name in [n for n in order if n not in finetuned] + [n for n in order if n in finetuned]:
         cells = []
         for size in sizes:
             best = _best(points[name], size)
-            cells.append("–" if best is None else f"{best[1][0]:.3f} ± {best[1][1]:.3f} ({best[0]})")
-        body.append([_label(name, records), *cells])
+            cells.append("–" if best is None else _cell(best[1], best[0]))
+        body.append([_label(name, records, labelled), *cells])
     ceiling = ceiling_points(classification)
     if ceiling:
-        cells = [
-            NOT_RUN
-            if k not in ceiling
-            else f"{ceiling[k][0]:.3f}" + ("" if k == FULL else f" ± {ceiling[k][1]:.3f}")
-            for k in sizes
-        ]
+        cells = [NOT_RUN if k not in ceiling else _cell(ceiling[k]) for k in sizes]
         body.append([CEILING_ROW, *cells])
     lines = table(["matrix", *head], body)
+    if finetuned & set(points):
+        lines += [
+            "",
+            f"{LEAK_MARK} The encoder behind these matrices was fine-tuned on all {labelled:,} labelled "
+            "training texts: below the full split their consumers gain from labels they were not given. "
+            "Compare them with the transformer row; the rows above them saw only their subset's labels.",
+        ]
     if short:
         notes = [f"{k} / class: " + ", ".join(f"{c} ({n})" for c, n in short[k].items()) for k in short]
         lines += [
