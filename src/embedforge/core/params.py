@@ -415,11 +415,6 @@ class StudentParams:
         help="How the word vectors are stored in models/student/ (computed in float32 after loading).",
     )
     seed: int = seed_setting(42, help="Seed of the initial weights, dropout and batch order.")
-    device: str = setting(
-        "auto",
-        help="Where the teacher's logits are computed: `cpu`, `cuda`, `cuda:<index>` or `auto`. The student "
-        "trains and is timed on the CPU, where it is meant to run.",
-    )
     speed_rows: int = setting(
         0,
         help="Test texts timed for the speed table (transformer and student side by side); 0 = all.",
