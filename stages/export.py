@@ -13,10 +13,10 @@ OUT = "exports"
 
 
 def main() -> None:
-    params = load_params().export
+    params = load_params()
     # the whole folder is replaced only when every export is written
     with atomic_path(OUT, is_dir=True) as tmp:
-        chosen = run_export(params, CATALOG, tmp)
+        chosen = run_export(params.export, CATALOG, tmp, params.prepare.language)
     print(f"export: {sum(len(names) for names in chosen.values())} exports -> {OUT}/")
 
 

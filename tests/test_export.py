@@ -25,6 +25,7 @@ from embedforge.evaluate.probe import ProbeScores
 from embedforge.evaluate.results import MatrixScores, Results, to_metrics
 from embedforge.evaluate.similarity import AnalogyResult, SimilarityResult
 from embedforge.export import run_export, select, write_model2vec
+from embedforge.export.model2vec import unknown_texts
 from embedforge.export.projector import CONFIG_FILE
 
 WORDS = ["好吃", "难吃", "外卖", "送餐", "good", "a b"]  # "a b": whitespace inside a word
@@ -89,12 +90,113 @@ def test_model2vec_folder_has_the_documented_layout(tmp_path: Path) -> None:
         "modules.json",
     }
     embeddings = load_file(str(folder / "model.safetensors"))["embeddings"]
-    assert embeddings.shape == (len(WORDS) + 1, wv.dim) and not embeddings[-1].any()  # the [UNK] row
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    assert tokenizer.get_vocab_size() == len(WORDS) + 1
+    matching = set("好吃难外卖送餐")  # the characters of the words that are no word themselves
+    assert tokenizer.get_vocab_size() == len(WORDS) + len(matching) + 1  # then [UNK]
+    assert embeddings.shape == (tokenizer.get_vocab_size(), wv.dim)
+    torch.testing.assert_close(embeddings[: len(WORDS)], wv.weight)
+    assert not embeddings[len(WORDS) :].any()  # zero rows for the matching characters and [UNK]
     assert tokenizer.encode("好吃 GOOD", add_special_tokens=False).ids == [0, 4]
+    assert tokenizer.encode("好吃外卖", add_special_tokens=False).ids == [0, 2]  # raw Chinese is segmented
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert config["model_type"] == "model2vec" and config["hidden_dim"] == wv.dim and config["normalize"]
+    assert config["embedforge_words"] == len(WORDS) and config["embedforge_language"] == "zh"
+
+
+RAW = ["这家", "外卖", "很", "好吃", "难吃", "送餐", "慢"]
+
+
+def _rows(wv: WordVectors, words: list[str]) -> np.ndarray:
+    return wv.weight[[wv.words.index(w) for w in words]].numpy()
+
+
+def test_model2vec_encodes_raw_chinese_as_the_mean_of_its_segmented_words(tmp_path: Path) -> None:
+    model2vec = pytest.importorskip("model2vec")
+    wv = _wv(words=RAW)
+    folder = write_model2vec(wv, tmp_path / "m2v")
+    model = model2vec.StaticModel.from_pretrained(folder, normalize=False)
+    assert model.tokenize(["这家外卖很好吃"]) == [[0, 1, 2, 3]]
+    raw, spaced, punct = model.encode(["这家外卖很好吃", "这家 外卖 很 好吃", "这家外卖，很好吃！"])
+    mean = _rows(wv, ["这家", "外卖", "很", "好吃"]).mean(0)
+    assert np.linalg.norm(raw) > 0
+    np.testing.assert_allclose(raw, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(spaced, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(punct, mean, rtol=1e-5, atol=1e-6)  # punctuation is [UNK]: dropped
+    # 餐 alone: a matching character with a zero row; unit-length vectors point the same way without it
+    unit = model2vec.StaticModel.from_pretrained(folder)
+    both = unit.encode(["送餐慢", "餐慢"])
+    np.testing.assert_allclose(
+        both[0],
+        _rows(wv, ["送餐", "慢"]).mean(0) / np.linalg.norm(_rows(wv, ["送餐", "慢"]).mean(0)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        both[1], _rows(wv, ["慢"])[0] / np.linalg.norm(_rows(wv, ["慢"])[0]), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_a_text_with_no_known_token_is_the_zero_vector_and_unknown_texts_names_it(tmp_path: Path) -> None:
+    model2vec = pytest.importorskip("model2vec")
+    folder = write_model2vec(_wv(words=RAW), tmp_path / "m2v")
+    texts = ["火星人！", "餐", "", "外卖火星"]
+    vectors = model2vec.StaticModel.from_pretrained(folder).encode(texts)
+    assert [bool(np.linalg.norm(v)) for v in vectors] == [False, False, False, True]
+    assert unknown_texts(folder, texts) == ["火星人！", "餐", ""]
+
+
+def test_the_tokenizer_json_pooled_as_sentence_transformers_does_matches_model2vec(tmp_path: Path) -> None:
+    """sentence-transformers' StaticEmbedding: the tokenizer wrapped in transformers' PreTrainedTokenizerFast,
+    ids with [UNK] kept (a zero row) -> EmbeddingBag mean -> Normalize; sentence-transformers itself is not
+    a dependency, so its steps run here through transformers and torch."""
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    wv = _wv(words=RAW)
+    folder = write_model2vec(wv, tmp_path / "m2v")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(folder / "tokenizer.json")))
+    weights = load_file(str(folder / "model.safetensors"))["embeddings"]
+    bag = torch.nn.EmbeddingBag.from_pretrained(weights, mode="mean")
+    ids = tokenizer(["这家外卖，很好吃！"], add_special_tokens=False)["input_ids"]
+    assert len(ids[0]) == 6  # four words and two [UNK]s
+    pooled = torch.nn.functional.normalize(bag(torch.tensor(ids)), dim=-1)[0].numpy()
+    mean = _rows(wv, ["这家", "外卖", "很", "好吃"]).mean(0)
+    np.testing.assert_allclose(pooled, mean / np.linalg.norm(mean), rtol=1e-5, atol=1e-6)
+
+
+def test_sentence_transformers_encodes_raw_chinese_from_the_folder(tmp_path: Path) -> None:
+    st = pytest.importorskip("sentence_transformers", reason="sentence-transformers is not installed")
+    wv = _wv(words=RAW)
+    folder = write_model2vec(wv, tmp_path / "m2v")
+    model = st.SentenceTransformer(
+        modules=[st.models.StaticEmbedding.from_model2vec(str(folder))], device="cpu"
+    )
+    mean = _rows(wv, ["这家", "外卖", "很", "好吃"]).mean(0)
+    got = model.encode(["这家外卖很好吃"], normalize_embeddings=True)[0]
+    np.testing.assert_allclose(got, mean / np.linalg.norm(mean), rtol=1e-4, atol=1e-5)
+
+
+def test_an_english_export_matches_whole_words(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    folder = write_model2vec(_wv(words=["good", "food", "ness"]), tmp_path / "m2v", language="en")
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    assert tokenizer.encode("Good food, goodness!", add_special_tokens=False).tokens == [
+        "good",
+        "food",
+        "[UNK]",
+        "[UNK]",
+        "[UNK]",
+    ]
+
+
+def test_a_matrix_with_an_unk_word_is_refused_naming_the_export(tmp_path: Path) -> None:
+    with pytest.raises(
+        EmbedforgeError, match=r"model2vec export of m2v: word segmenter: word 1 \('\[UNK\]'\)"
+    ):
+        write_model2vec(_wv(words=["好", "[UNK]"]), tmp_path / "m2v")
+    assert not (tmp_path / "m2v").exists()
 
 
 def test_export_stage_writes_each_format_for_the_matrices_its_globs_name(
@@ -231,3 +333,18 @@ def test_headline_holds_the_few_numbers_compared_across_experiments() -> None:
         "best": {"ws": 0.6, "msl": 0.35, "ca": 0.4},
         "cls_finetuned": {"ws": 0.5, "msl": 0.3, "ca": 0.4},
     }
+
+
+def test_the_export_stage_segments_in_prepare_s_language(tmp_path: Path, catalog: Catalog, run_stage) -> None:
+    (tmp_path / "params.yaml").write_text(
+        "prepare:\n  language: en\nexport:\n  model2vec: [cls_base]\n", encoding="utf-8"
+    )
+    code, err = run_stage(tmp_path, "export")
+    assert code == 0, err
+    config = json.loads((tmp_path / "exports/model2vec/cls_base/config.json").read_text(encoding="utf-8"))
+    assert config["embedforge_language"] == "en"
+    run_export(ExportParams(model2vec=["cls_base"]), catalog, tmp_path / "zh")
+    assert (
+        json.loads((tmp_path / "zh/model2vec/cls_base/config.json").read_text())["embedforge_language"]
+        == "zh"
+    )

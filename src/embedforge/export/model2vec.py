@@ -1,56 +1,69 @@
 """A matrix as a model2vec static model folder: a fast sentence encoder (the mean of its words' vectors).
 
 The files `model2vec.StaticModel.from_pretrained` (0.10) loads, as its own `save_pretrained` writes them:
-  model.safetensors  tensor `embeddings` [V + 1, d] float32: the matrix's rows, then a zero row for [UNK]
-  tokenizer.json     a `tokenizers` WordLevel model over the matrix's words + [UNK]; text is NFKC-normalised
-                     (and lower-cased when the vocabulary is, as prepare's is), then split on whitespace,
-                     so Chinese text must be segmented first (e.g. `" ".join(jieba.cut(text))`)
+  model.safetensors  tensor `embeddings` [T, d] float32: the matrix's rows, then zero rows for the tokenizer's
+                     other entries (the CJK characters added for matching, then [UNK])
+  tokenizer.json     embedforge's word segmenter over the matrix's words (core/segmenter.py): NFKC, lower
+                     case when the words are, then forward maximum matching inside `tokenizers`, so raw
+                     Chinese works as it is ("这家外卖很好吃" -> 这家 / 外卖 / 很 / 好吃), pre-segmented too
   config.json        model2vec's metadata (model_type, hidden_dim, normalize, embedding_dtype, ...)
   modules.json       sentence-transformers' module list, as model2vec writes it
-Unknown words are dropped by model2vec before pooling.
+What a text's vector is: model2vec drops [UNK] (punctuation, characters and words outside the matrix) and
+averages the rest. A character added for matching that the matrix has no row for counts with a zero row:
+that shortens the mean, not its direction, so the default unit-length vectors are unchanged. A text with no
+known token encodes to the zero vector: `unknown_texts` lists those texts.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from tokenizers import Tokenizer, normalizers, pre_tokenizers
-from tokenizers.models import WordLevel
 
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, write_text
+from embedforge.core.segmenter import WordSegmenter
 
-UNK = "[UNK]"
+
+def word_segmenter(words: list[str], language: str, where: str = "model2vec export") -> WordSegmenter:
+    """The export's tokenizer: the segmenter over `words`, whose ids 0..len(words)-1 are their rows."""
+    try:
+        return WordSegmenter.build(words, language)
+    except EmbedforgeError as err:
+        raise EmbedforgeError(f"{where}: {err}") from err
 
 
-def word_tokenizer(words: list[str]) -> Tokenizer:
-    """A WordLevel tokenizer whose ids are the rows of `words`, then [UNK]."""
-    if UNK in words:
-        raise EmbedforgeError(f"model2vec export: the vocabulary already has a word {UNK!r}")
-    tokenizer = Tokenizer(WordLevel({w: i for i, w in enumerate([*words, UNK])}, unk_token=UNK))
-    steps: list[normalizers.Normalizer] = [normalizers.NFKC()]
-    if all(w == w.lower() for w in words):
-        steps.append(normalizers.Lowercase())
-    tokenizer.normalizer = normalizers.Sequence(steps)
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return tokenizer
+def unknown_texts(folder: str | Path, texts: Sequence[str]) -> list[str]:
+    """The texts an exported folder encodes to the zero vector: none of their tokens has a row."""
+    segmenter = WordSegmenter.load(Path(folder) / "tokenizer.json")
+    rows = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))["embedforge_words"]
+    return [
+        t for t, enc in zip(texts, segmenter.encode(texts), strict=True) if not any(i < rows for i in enc.ids)
+    ]
 
 
 def _json(obj: object) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
-def write_model2vec(wv: WordVectors, folder: str | Path, normalize: bool = True) -> Path:
-    """Write `wv` as a model2vec folder (each file atomically); `normalize`: unit-length sentence vectors."""
+def write_model2vec(
+    wv: WordVectors, folder: str | Path, normalize: bool = True, language: str = "zh"
+) -> Path:
+    """Write `wv` as a model2vec folder (each file atomically); `normalize`: unit-length sentence vectors.
+
+    `language` chooses the segmenter's rules (zh: forward maximum matching; en: whole words).
+    """
     folder = Path(folder)
-    weight = torch.cat([wv.weight, torch.zeros(1, wv.dim)])
+    segmenter = word_segmenter(wv.words, language, f"model2vec export of {folder.name}")
+    extra = segmenter.tokenizer.get_vocab_size() - len(wv.words)  # matching characters and [UNK]
+    weight = torch.cat([wv.weight, torch.zeros(extra, wv.dim)])
     with atomic_path(folder / "model.safetensors") as tmp:
         save_file({"embeddings": weight.contiguous()}, str(tmp))
-    write_text(folder / "tokenizer.json", word_tokenizer(wv.words).to_str(pretty=False))
+    segmenter.save(folder / "tokenizer.json")
     config = {
         "model_type": "model2vec",
         "architectures": ["StaticModel"],
@@ -61,6 +74,8 @@ def write_model2vec(wv: WordVectors, folder: str | Path, normalize: bool = True)
         "seq_length": 1000000,  # no sequence-length limit: a bag of words
         "normalize": normalize,
         "embedding_dtype": "float32",
+        "embedforge_words": len(wv.words),  # ids below this have a row of the matrix; unknown_texts reads it
+        "embedforge_language": language,
     }
     write_text(folder / "config.json", _json(config))
     modules = [{"idx": 0, "name": "0", "path": ".", "type": "sentence_transformers.models.StaticEmbedding"}]

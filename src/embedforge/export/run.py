@@ -49,8 +49,13 @@ def readme(chosen: dict[str, list[str]]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def run_export(params: ExportParams, catalog: Catalog, out_dir: str | Path) -> dict[str, list[str]]:
-    """Write the requested exports of `catalog`'s matrices and README.md into `out_dir`; return the choice."""
+def run_export(
+    params: ExportParams, catalog: Catalog, out_dir: str | Path, language: str = "zh"
+) -> dict[str, list[str]]:
+    """Write the requested exports of `catalog`'s matrices and README.md into `out_dir`; return the choice.
+
+    `language` (prepare's) chooses how the model2vec tokenizer segments raw text.
+    """
     out = Path(out_dir)
     chosen = select(params, [r.name for r in catalog.records()])
     out.mkdir(parents=True, exist_ok=True)
@@ -62,7 +67,7 @@ def run_export(params: ExportParams, catalog: Catalog, out_dir: str | Path) -> d
         if name in chosen["word2vec_binary"]:
             wv.save_word2vec(out / files("word2vec_binary", name), binary=True)
         if name in chosen["model2vec"]:
-            write_model2vec(wv, out / files("model2vec", name))
+            write_model2vec(wv, out / files("model2vec", name), language=language)
         if name in chosen["projector"]:
             projected[name] = wv
         log.info("exported %s", name)
