@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -437,3 +438,90 @@ def test_sample_rows_applies_to_a_fixed_split_as_a_whole(tmp_path, reviews_csv, 
     p = PrepareParams(input=None, sample_rows=40, **files)
     metrics = prepare(p, load_tokenizer(tiny_model_dir), tmp_path / "out", cache_dir=tmp_path / "j")
     assert sum(metrics["rows"].values()) == 40 and all(n > 0 for n in metrics["rows"].values())
+
+
+def test_a_million_column_header_fails_in_seconds(tmp_path):
+    import time
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text("label,review" + ",x" * 500_000 + "\n", encoding="utf-8")
+    start = time.monotonic()
+    with pytest.raises(EmbedforgeError) as err:
+        read_table(wide, "review", "label")
+    assert time.monotonic() - start < 5
+    assert str(err.value) == (
+        f"{wide} line 1: the header has 500,002 columns; expected at most 16,384 (is the format right?)"
+    )
+
+
+def test_a_wide_row_and_a_wide_json_object_are_one_line(tmp_path):
+    from embedforge.prepare.clean import MAX_COLUMNS
+
+    row = tmp_path / "row.csv"
+    row.write_text("label,review\n1,好\n0" + ",x" * (MAX_COLUMNS + 1) + "\n", encoding="utf-8")
+    with pytest.raises(EmbedforgeError, match=r"row.csv: cannot parse as csv: .*Expected 2 fields in line 3"):
+        read_table(row, "review", "label")
+    obj = tmp_path / "wide.jsonl"
+    keys = {f"k{i}": 1 for i in range(MAX_COLUMNS + 1)}
+    obj.write_text('{"label": 1, "review": "好"}\n' + json.dumps(keys) + "\n", encoding="utf-8")
+    with pytest.raises(
+        EmbedforgeError, match=r"wide.jsonl line 2: the object has 16,385 keys; expected at most"
+    ):
+        read_table(obj, "review", "label")
+
+
+def test_a_quoted_header_is_counted_by_its_fields(tmp_path, monkeypatch):
+    from embedforge.prepare import clean as clean_module
+
+    monkeypatch.setattr(clean_module, "MAX_COLUMNS", 3)
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('label,review,"a,b,c,d"\n1,好,x\n0,差,y\n', encoding="utf-8")
+    assert len(read_table(quoted, "review", "label")) == 2  # 3 columns, 5 commas
+
+
+@pytest.mark.parametrize("kind", ["plain", "gz", "zip"])
+def test_a_line_longer_than_the_bound_is_one_line(tmp_path, monkeypatch, kind):
+    from embedforge.prepare import clean as clean_module
+
+    monkeypatch.setattr(clean_module, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(clean_module, "_READ_CHUNK", 256)  # the long line spans several chunks
+    long = tmp_path / "long.csv"
+    long.write_text("label,review\n1,好\n0," + "x" * 999 + "\n1,差\n", encoding="utf-8")
+    path = long if kind == "plain" else _compress(long, kind, tmp_path)
+    with pytest.raises(EmbedforgeError) as err:
+        read_table(path, "review", "label")
+    assert str(err.value).endswith(
+        " line 3: longer than 1,000 bytes; expected one row per line (is this a table, and is the format "
+        "right?)"
+    )
+    monkeypatch.setattr(clean_module, "MAX_LINE_BYTES", 1002)  # the longest line is 1001 bytes
+    assert len(read_table(path, "review", "label")) == 3
+
+
+@pytest.mark.parametrize("kind", ["gz", "zip"])
+def test_a_compression_bomb_stops_while_inflating(tmp_path, monkeypatch, kind):
+    from embedforge.prepare import clean as clean_module
+
+    monkeypatch.setattr(clean_module, "INFLATION_FLOOR", 1 << 20)  # 64 MiB in real runs
+    bomb = tmp_path / "bomb.csv"
+    bomb.write_text("label,review\n" + "1,好吃\n" * 1_000_000, encoding="utf-8")  # 9 MB, ~1000:1
+    packed = _compress(bomb, kind, tmp_path)
+    with pytest.raises(EmbedforgeError) as err:
+        read_table(packed, "review", "label")
+    assert re.fullmatch(
+        rf"{re.escape(str(packed))}( \(inner/bomb.csv\))?: inflates to over 100 times its compressed size "
+        r"\(2 MiB read from [\d,]+ bytes\); expected a compressed table, not a compression bomb",
+        str(err.value),
+    )
+    monkeypatch.setattr(clean_module, "INFLATION_FLOOR", 64 << 20)
+    assert len(read_table(packed, "review", "label")) == 1_000_000  # under the floor: read
+
+
+def test_an_input_larger_than_the_bound_is_one_line(tmp_path, monkeypatch, reviews_csv):
+    from embedforge.prepare import clean as clean_module
+
+    monkeypatch.setattr(clean_module, "MAX_INPUT_BYTES", 1000)
+    with pytest.raises(
+        EmbedforgeError, match=r"reviews.csv: larger than 1,000 bytes uncompressed; expected at most"
+    ):
+        read_table(reviews_csv, "review", "label")

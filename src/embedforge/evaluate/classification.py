@@ -10,13 +10,12 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn import metrics
-from transformers import AutoModelForSequenceClassification
 
 from embedforge.core.device import CPU
 from embedforge.core.encoder import pad_batch
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import classification_metrics
-from embedforge.core.models import check_model_dir
+from embedforge.core.models import check_model_dir, load_classifier
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.files import CONFUSION, LABELS
 
@@ -64,7 +63,7 @@ def predict_labels(
 ) -> np.ndarray:
     """Predicted class ids of a sequence classifier for already-tokenized texts (batched by length)."""
     folder = check_model_dir(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False).eval()
+    model = load_classifier(folder)
     model.to(device)
     if model.config.num_labels != num_labels:
         raise EmbedforgeError(
