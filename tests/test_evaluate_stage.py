@@ -364,7 +364,7 @@ def test_stage_prints_one_line_and_writes_nothing_on_a_bad_benchmark(
     )
     assert code == 1
     assert err.strip().splitlines() == [
-        "error: bad.tsv line 2: expected word1<TAB>word2<TAB>score, got 'c\\td'"
+        "error: bad.tsv line 2: expected word1<TAB>word2<TAB>score, got 2 fields"
     ]
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
 

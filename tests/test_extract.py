@@ -398,7 +398,9 @@ def test_a_header_row_is_read_the_same_by_extract_and_evaluate(tmp_path: Path, p
     # a non-numeric score after the first row is an error in both
     path.write_text("老虎\tcat\t7.35\nword1\tword2\tscore\n", encoding="utf-8")
     for read in (read_pairs, lambda p: build_vocabulary(PreparedData(prepared_dir), [p])):
-        with pytest.raises(EmbedforgeError, match="sim.tsv line 2: score 'score' is not a number"):
+        with pytest.raises(
+            EmbedforgeError, match=r"sim.tsv line 2: the score \(field 3\) is not a finite number"
+        ):
             read(path)
 
 

@@ -426,3 +426,22 @@ def test_a_truncated_classifier_is_one_line(tmp_path, tiny_model_dir):
         EmbedforgeError, match=rf"^{re.escape(str(weights))}: truncated or corrupt safetensors"
     ):
         load_classifier(src)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "pkg:embedforge/../..",
+        "pkg:embedforge/core/../../..",
+        "pkg:embedforge//etc",
+        "pkg:embedforge/./core",
+        "pkg:embedforge..core/x",
+        "pkg:embedforge.core./x",
+    ],
+)
+def test_a_package_source_cannot_leave_the_package(spec):
+    with pytest.raises(EmbedforgeError) as err:
+        resolve_source(spec)
+    assert str(err.value) == (
+        f"model.source {spec!r}: expected a folder inside the package (no empty, '.' or '..' parts)"
+    )

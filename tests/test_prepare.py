@@ -525,3 +525,21 @@ def test_an_input_larger_than_the_bound_is_one_line(tmp_path, monkeypatch, revie
         EmbedforgeError, match=r"reviews.csv: larger than 1,000 bytes uncompressed; expected at most"
     ):
         read_table(reviews_csv, "review", "label")
+
+
+def test_a_file_that_is_not_a_table_is_never_echoed(tmp_path):
+    passwd = tmp_path / "passwd.csv"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    with pytest.raises(EmbedforgeError) as err:
+        read_table(passwd, "review", "label")
+    assert str(err.value) == (
+        f"{passwd}: no column 'review' (prepare.text_column); its first row, read as a header of 1 "
+        "column, does not look like column names; expected a header row naming the columns"
+    )
+    named = tmp_path / "named.csv"
+    named.write_text("标签,评论 text,id_2\n1,好,3\n", encoding="utf-8")
+    with pytest.raises(
+        EmbedforgeError,
+        match=r"no column 'review' \(prepare.text_column\); columns are 标签, 评论 text, id_2$",
+    ):
+        read_table(named, "review", "label")

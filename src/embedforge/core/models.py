@@ -100,6 +100,11 @@ def _package_folder(spec: str) -> Path:
     rest = spec[len("pkg:") :].strip("/")
     name, _, sub = rest.partition("/")
     top, *inner = name.split(".")
+    parts = [*inner, *(sub.split("/") if sub else [])]
+    if any(part in ("", ".", "..") for part in parts):  # `..` or an absolute part would leave the package
+        raise EmbedforgeError(
+            f"model.source {spec!r}: expected a folder inside the package (no empty, '.' or '..' parts)"
+        )
     found = importlib.util.find_spec(top) if top.isidentifier() else None
     if found is None or not found.submodule_search_locations:
         raise EmbedforgeError(

@@ -240,9 +240,24 @@ def read_table(path: str | Path, text_column: str, label_column: str, fmt: str =
         raise EmbedforgeError(f"{shown}: cannot parse as {kind}: {str(err).splitlines()[0]}") from None
     for key, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in df.columns:
-            columns = ", ".join(map(str, df.columns))
-            raise EmbedforgeError(f"{shown}: no column {column!r} (prepare.{key}); columns are {columns}")
+            raise EmbedforgeError(f"{shown}: no column {column!r} (prepare.{key}); {_columns(df.columns)}")
     return pd.DataFrame({"text": df[text_column], "label": df[label_column]})
+
+
+_COLUMN_NAME = re.compile(r"^\w[\w .\-]{0,63}$")
+_SHOWN_COLUMNS = 50
+
+
+def _columns(names: pd.Index) -> str:
+    """The columns a table has, for a message: their names when they look like column names, else only
+    how many (the first row of a file that is not a table, /etc/passwd say, must not be echoed)."""
+    names = [str(n) for n in names]
+    if names and len(names) <= _SHOWN_COLUMNS and all(_COLUMN_NAME.match(n) for n in names):
+        return f"columns are {', '.join(names)}"
+    return (
+        f"its first row, read as a header of {len(names):,} column{'' if len(names) == 1 else 's'}, does "
+        "not look like column names; expected a header row naming the columns"
+    )
 
 
 def sample_rows(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
