@@ -1,4 +1,5 @@
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -543,3 +544,57 @@ def test_a_file_that_is_not_a_table_is_never_echoed(tmp_path):
         match=r"no column 'review' \(prepare.text_column\); columns are 标签, 评论 text, id_2$",
     ):
         read_table(named, "review", "label")
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_class_absent_from_a_split_is_warned(tmp_path, reviews_csv, tiny_model_dir, caplog):
+    tok = load_tokenizer(tiny_model_dir)
+    with caplog.at_level(logging.WARNING, logger="embedforge"):
+        prepare(_params(reviews_csv), tok, tmp_path / "ok", cache_dir=tmp_path / "j")
+    assert _warnings(caplog) == []
+    df = pd.read_csv(reviews_csv)
+    rare = pd.DataFrame({"label": [2, 2], "review": ["第三类甲", "第三类乙"]})  # 2 rows: both go to train
+    pd.concat([df, rare]).to_csv(tmp_path / "rare.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="embedforge"):
+        prepare(_params(tmp_path / "rare.csv"), tok, tmp_path / "p", cache_dir=tmp_path / "j")
+    assert _warnings(caplog) == [
+        "prepare: class '2' has no row in the validation split (train: 2, test: 0); its scores there are 0 "
+        "or undefined",
+        "prepare: class '2' has no row in the test split (train: 2, validation: 0); its scores there are 0 "
+        "or undefined",
+    ]
+
+
+def test_a_tokenization_that_is_mostly_unknown_is_warned(tmp_path, tiny_model_dir, caplog):
+    english = tmp_path / "english.csv"
+    pd.DataFrame(
+        {
+            "label": [0, 1] * 20,
+            "review": [f"quite {w} words here {i}" for i, w in enumerate(["bad", "good"] * 20)],
+        }
+    ).to_csv(english, index=False)
+    tok = load_tokenizer(tiny_model_dir)  # a character vocabulary of Chinese reviews: English is [UNK]
+    with caplog.at_level(logging.WARNING, logger="embedforge"):
+        prepare(_params(english, language="en"), tok, tmp_path / "p", cache_dir=tmp_path / "j")
+    messages = _warnings(caplog)
+    assert len(messages) == 3
+    assert all(
+        re.fullmatch(
+            r"prepare: \d+% of the (train|validation|test) split's tokens are the unknown token \[UNK\]; "
+            r"expected a tokenizer that fits the data \(check model.source and prepare.language\)",
+            m,
+        )
+        for m in messages
+    )
+
+
+def test_unknown_share_counts_text_tokens_only(tiny_model_dir):
+    from embedforge.prepare.run import unknown_share
+
+    tok = load_tokenizer(tiny_model_dir)
+    cls, sep, unk = tok.cls_token_id, tok.sep_token_id, tok.unk_token_id
+    assert unknown_share([[cls, unk, 7, sep], [cls, unk, sep]], tok) == pytest.approx(2 / 3)
+    assert unknown_share([[cls, sep]], tok) == 0.0
