@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -186,8 +187,8 @@ def check_tokenizer(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig
     tokens of its vocabulary, and the padding id (and the begin/end ids, where both sides declare them)
     must agree with config.json.
     """
-    vocab_size = int(config.vocab_size)
     vocab = tokenizer.get_vocab()
+    vocab_size = int(getattr(config, "vocab_size", None) or max(vocab.values(), default=0) + 1)
     if len(vocab) < MIN_TOKENIZER_COVERAGE * vocab_size:
         raise EmbedforgeError(
             f"{folder}: the tokenizer has {len(vocab)} tokens but config.json vocab_size is {vocab_size}; "
@@ -252,8 +253,6 @@ def _load_weights(auto: type, folder: Path, **kwargs: object) -> tuple[PreTraine
 
 def load_classifier(folder: str | Path) -> PreTrainedModel:
     """Load a fine-tuned sequence classifier (encoder and head, in its saved dtype), in eval mode."""
-    from transformers import AutoModelForSequenceClassification
-
     folder = check_model_dir(folder)
     model, info = _load_weights(AutoModelForSequenceClassification, folder)
     missing = sorted(info["missing_keys"])
