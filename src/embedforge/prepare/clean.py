@@ -165,41 +165,59 @@ def read_input(path: Path) -> tuple[bytes, PurePosixPath, str]:
 
 
 def _check_width(data: bytes, kind: str, shown: str) -> None:
-    """A one-line error when a header or row has more than MAX_COLUMNS fields (csv, tsv, jsonl).
+    """A one-line error when a header or row has more than MAX_COLUMNS fields.
 
     CSV and TSV: the header (pandas itself refuses a row wider than its header); JSON lines: every
-    object. Separators are counted first, the line parsed only when the count is over the bound.
+    object, its separators counted first and the line parsed only when the count is over the bound;
+    Parquet: the schema in the footer.
     """
     if kind in ("csv", "tsv"):
-        end = data.find(b"\n")
-        header = data if end < 0 else data[:end]
-        sep = b"\t" if kind == "tsv" else b","
-        if header.count(sep) < MAX_COLUMNS:
-            return
-        width = len(header.split(sep))
-        if kind == "csv":  # a quoted name may hold commas
-            width = len(next(csv.reader([header.decode("utf-8", errors="replace")]), []))
+        _check_header(data, kind, shown)
+    elif kind == "jsonl" and data.count(b":") > MAX_COLUMNS:
+        _check_objects(data, shown)
+    elif kind == "parquet":
+        try:
+            width = pq.read_metadata(pa.BufferReader(data)).num_columns
+        except (pa.ArrowException, OSError):
+            return  # not Parquet: the read names the error
         if width > MAX_COLUMNS:
             raise EmbedforgeError(
-                f"{shown} line 1: the header has {width:,} columns; expected at most {MAX_COLUMNS:,} "
-                "(is the format right?)"
+                f"{shown}: the table has {width:,} columns; expected at most {MAX_COLUMNS:,}"
             )
-    elif kind == "jsonl" and data.count(b":") > MAX_COLUMNS:
-        start, n = 0, 1
-        while start < len(data):
-            end = data.find(b"\n", start)
-            end = len(data) if end < 0 else end
-            if data.count(b":", start, end) > MAX_COLUMNS:
-                try:
-                    row = json.loads(data[start:end])
-                except ValueError:
-                    row = None  # pandas names the parse error
-                if isinstance(row, dict) and len(row) > MAX_COLUMNS:
-                    raise EmbedforgeError(
-                        f"{shown} line {n}: the object has {len(row):,} keys; expected at most "
-                        f"{MAX_COLUMNS:,} columns"
-                    )
-            start, n = end + 1, n + 1
+
+
+def _check_header(data: bytes, kind: str, shown: str) -> None:
+    end = data.find(b"\n")
+    header = data if end < 0 else data[:end]
+    sep = b"\t" if kind == "tsv" else b","
+    if header.count(sep) < MAX_COLUMNS:
+        return
+    width = len(header.split(sep))
+    if kind == "csv":  # a quoted name may hold commas
+        width = len(next(csv.reader([header.decode("utf-8", errors="replace")]), []))
+    if width > MAX_COLUMNS:
+        raise EmbedforgeError(
+            f"{shown} line 1: the header has {width:,} columns; expected at most {MAX_COLUMNS:,} "
+            "(is the format right?)"
+        )
+
+
+def _check_objects(data: bytes, shown: str) -> None:
+    start, n = 0, 1
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if data.count(b":", start, end) > MAX_COLUMNS:
+            try:
+                row = json.loads(data[start:end])
+            except ValueError:
+                row = None  # pandas names the parse error
+            if isinstance(row, dict) and len(row) > MAX_COLUMNS:
+                raise EmbedforgeError(
+                    f"{shown} line {n}: the object has {len(row):,} keys; expected at most "
+                    f"{MAX_COLUMNS:,} columns"
+                )
+        start, n = end + 1, n + 1
 
 
 def _decode_utf8(data: bytes, shown: str) -> str:
