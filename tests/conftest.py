@@ -32,7 +32,8 @@ def build_tiny_model(out: Path, texts: list[str], layers: int = 2, hidden: int =
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *"abcdefghijklmnopqrstuvwxyz0123456789"]
     vocab = list(dict.fromkeys(vocab))
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"))
+    # transformers 5 ignores `vocab_file` (an empty 5-token tokenizer): pass the vocabulary itself
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)})
     tokenizer.save_pretrained(out)
     config = BertConfig(
         vocab_size=len(vocab),

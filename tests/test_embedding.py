@@ -155,3 +155,66 @@ def test_load_embedding_padding_row_for_padding_idx(saved: Path) -> None:
     plain, plain_vocab = load_embedding(saved)
     assert plain_vocab.pad_index is None and plain.padding_idx is None
     assert plain.weight.shape[0] == emb.weight.shape[0] - 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+def test_a_damaged_matrix_file_is_one_line_naming_it(saved: Path, damage: str) -> None:
+    path = saved.with_name("m.safetensors")
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "empty": b"", "garbage": b"\x00" * 64}[damage])
+    for load in (WordVectors.load, load_embedding):
+        with pytest.raises(EmbedforgeError) as err:
+            load(saved)
+        assert str(err.value).startswith(f"{path}: truncated or corrupt safetensors file (")
+        assert str(err.value).endswith("); expected the matrix `extract` wrote (rerun it)")
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("weight", "shown"),
+    [
+        (torch.zeros(2, 3), "float32 of shape [2, 3]"),  # a row short of the 3 words
+        (torch.zeros(3, 3, 1), "float32 of shape [3, 3, 1]"),
+        (torch.zeros(3, 0), "float32 of shape [3, 0]"),
+        (torch.zeros(3, 3, dtype=torch.int64), "int64 of shape [3, 3]"),
+    ],
+)
+def test_a_wrong_shape_matrix_is_one_line(saved: Path, weight: torch.Tensor, shown: str) -> None:
+    from safetensors.torch import save_file
+
+    path = saved.with_name("m.safetensors")
+    save_file({"weight": weight}, str(path))
+    with pytest.raises(EmbedforgeError) as err:
+        load_embedding(saved)
+    assert str(err.value) == (
+        f"{path}: tensor 'weight' is {shown}; expected a float matrix [3, d] (one row per word of the "
+        ".vocab.parquet file)"
+    )
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_matrix_with_non_finite_values_is_refused(saved: Path, bad: float) -> None:
+    from safetensors.torch import save_file
+
+    path = saved.with_name("m.safetensors")
+    weight = torch.ones(3, 3)
+    weight[1, 2] = bad
+    save_file({"weight": weight}, str(path))
+    with pytest.raises(EmbedforgeError) as err:
+        WordVectors.load(saved)
+    assert (
+        str(err.value)
+        == f"{path}: 1 of 3 rows hold NaN or infinite values (first: row 1); expected finite numbers"
+    )
+    save_file({"weight": torch.full((3, 3), float("nan"))}, str(path))
+    with pytest.raises(EmbedforgeError, match=r"3 of 3 rows hold NaN or infinite values \(first: row 0\)"):
+        load_embedding(saved)
+
+
+def test_a_truncated_vocabulary_file_is_one_line(saved: Path) -> None:
+    vocab = saved.with_name("m.vocab.parquet")
+    vocab.write_bytes(vocab.read_bytes()[:20])
+    with pytest.raises(EmbedforgeError) as err:
+        WordVectors.load(saved)
+    assert str(err.value).startswith(f"{vocab}: cannot read as Parquet")
+    assert "\n" not in str(err.value)

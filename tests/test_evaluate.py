@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from embedforge.core.benchmarks import read_analogies, read_pairs
+from embedforge.core.benchmarks import benchmark_words, read_analogies, read_pairs, read_word_list
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.metrics import classification_metrics
@@ -53,9 +53,9 @@ def test_read_pairs_parses_and_skips_blank_lines(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("a\tb\t1\na b 2\n", "s.tsv line 2: expected word1<TAB>word2<TAB>score"),
-        ("a\tb\t1\nc\td\thigh\n", "s.tsv line 2: score 'high' is not a number"),
-        ("a\tb\tnan\n", "s.tsv line 1: score 'nan' is not a number"),
+        ("a\tb\t1\na b 2\n", "s.tsv line 2: expected word1<TAB>word2<TAB>score, got 1 field$"),
+        ("a\tb\t1\nc\td\thigh\n", r"s.tsv line 2: the score \(field 3\) is not a finite number"),
+        ("a\tb\tnan\n", r"s.tsv line 1: the score \(field 3\) is not a finite number"),
         ("\n\n", "s.tsv: no word pairs found"),
     ],
 )
@@ -237,3 +237,34 @@ def test_chinese_labels_render_with_the_bundled_font_and_no_glyph_warning(tmp_pa
         fig.savefig(tmp_path / "plain.png")
         plt.close(fig)
     assert any("missing from font" in str(w.message) for w in caught)
+
+
+PASSWD = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
+@pytest.mark.parametrize(
+    ("read", "message"),
+    [
+        (read_pairs, "line 1: expected word1<TAB>word2<TAB>score, got 1 field"),
+        (read_analogies, "line 1: expected four words 'a b c d', got 1 word"),
+        (benchmark_words, None),  # read as a word list: one "word" per line, nothing to refuse
+    ],
+)
+def test_a_file_of_another_kind_is_never_echoed(tmp_path: Path, read, message) -> None:
+    path = _write(tmp_path / "passwd", PASSWD)
+    if message is None:
+        assert len(read(path)) == 2
+        return
+    with pytest.raises(EmbedforgeError) as err:
+        read(path)
+    assert str(err.value) == f"{path} {message}"
+    assert "root" not in str(err.value).replace(str(tmp_path), "")
+    with pytest.raises(EmbedforgeError) as err:
+        read(_write(tmp_path / "spaced", "root x 0 0 root /root /bin/bash\n"))
+    assert "/bin/bash" not in str(err.value)
+
+
+def test_a_word_list_row_of_several_words_is_counted_not_echoed(tmp_path: Path) -> None:
+    with pytest.raises(EmbedforgeError) as err:
+        read_word_list(_write(tmp_path / "w.txt", "好吃\nroot x 0 0 /bin/bash\n"))
+    assert str(err.value) == f"{tmp_path / 'w.txt'} line 2: expected one word per line, got 5 words"

@@ -364,7 +364,7 @@ def test_stage_prints_one_line_and_writes_nothing_on_a_bad_benchmark(
     )
     assert code == 1
     assert err.strip().splitlines() == [
-        "error: bad.tsv line 2: expected word1<TAB>word2<TAB>score, got 'c\\td'"
+        "error: bad.tsv line 2: expected word1<TAB>word2<TAB>score, got 2 fields"
     ]
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
 
@@ -565,3 +565,33 @@ def test_caps_above_the_data_change_nothing(inputs: dict) -> None:
     big = replace(p, max_train_rows=10_000, max_test_rows=10_000)
     assert to_metrics(evaluate_all(big, inputs["catalog"], inputs["finetuned"], inputs["prepared"])) == plain
     assert CAPS not in plain[CLASSIFICATION_FILE] and CAPS not in headline(plain)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "nan"])
+def test_a_damaged_matrix_is_one_line_and_nothing_is_written(
+    inputs: dict, tmp_path: Path, run_stage, damage: str
+) -> None:
+    from safetensors.torch import save_file
+
+    project = tmp_path / "project"
+    project.mkdir()
+    files = ", ".join(inputs["params"].similarity_files)
+    _project(inputs, project, f"evaluate:\n  similarity_files: [{files}]\n  analogy_files: []\n")
+    (project / "embeddings").unlink()  # a copy to damage, not the shared fixture
+    shutil.copytree(inputs["catalog"].root, project / "embeddings")
+    name = _records(1)[0].name
+    matrix = project / "embeddings" / f"{name}.safetensors"
+    if damage == "truncated":
+        matrix.write_bytes(matrix.read_bytes()[:100])
+    else:
+        words = len(PreparedData(inputs["prepared"].root).vocab())
+        save_file({"weight": torch.full((words, 12), float("nan"))}, str(matrix))
+    code, err = run_stage(project, "evaluate")
+    assert code == 1
+    (line,) = err.strip().splitlines()[-1:]
+    expected = (
+        "truncated or corrupt safetensors file (" if damage == "truncated" else "rows hold NaN or infinite"
+    )
+    assert line.startswith(f"error: embeddings/{name}.safetensors: ") and expected in line, err
+    assert [ln for ln in err.splitlines() if ln.startswith(("error", "Traceback"))] == [line]
+    assert not (project / "metrics").exists() and not (project / "plots").exists()

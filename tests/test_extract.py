@@ -398,7 +398,9 @@ def test_a_header_row_is_read_the_same_by_extract_and_evaluate(tmp_path: Path, p
     # a non-numeric score after the first row is an error in both
     path.write_text("老虎\tcat\t7.35\nword1\tword2\tscore\n", encoding="utf-8")
     for read in (read_pairs, lambda p: build_vocabulary(PreparedData(prepared_dir), [p])):
-        with pytest.raises(EmbedforgeError, match="sim.tsv line 2: score 'score' is not a number"):
+        with pytest.raises(
+            EmbedforgeError, match=r"sim.tsv line 2: the score \(field 3\) is not a finite number"
+        ):
             read(path)
 
 
@@ -648,3 +650,26 @@ def test_default_params_are_the_selected_configuration() -> None:
     assert cfg.extra_templates == TEMPLATE_ENSEMBLES["zh"] and len(cfg.extra_templates) == 4
     study = load_params(ROOT / "params" / "study.yaml").extract
     assert (study.template, study.layers, study.center) == (None, "all", False)
+
+
+def test_aggregate_warns_when_most_words_fall_back_to_decontext(
+    tiny_model_dir: Path, prepared_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = PreparedData(prepared_dir)
+    words = build_vocabulary(data, []).words[:20]
+    cfg = replace(BASE, layers="last")
+    with caplog.at_level(logging.WARNING, logger="embedforge"):
+        extract_matrices(
+            tiny_model_dir, words, ["aggregate"], cfg, corpus=data.sentences("train"), progress=False
+        )
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with caplog.at_level(logging.WARNING, logger="embedforge"):
+        (matrix,) = extract_matrices(
+            tiny_model_dir, words, ["aggregate"], cfg, corpus=[[""]] * 3, progress=False
+        )
+    assert set(matrix.wv.info["method"]) == {"fallback:decontext"}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "aggregate (model): 20 of 20 words have no context in the corpus and fall back to decontext rows; "
+        "the aggregate matrices are then mostly decontext (check extract.corpus holds text)"
+    ]

@@ -109,3 +109,113 @@ def test_run_stage_logs_embedforge_info_to_stderr_and_errors_as_one_line(tmp_pat
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr.splitlines() == ["INFO embedforge.x: hello", "error: params.yaml: bad"]
+
+
+def test_a_kill_between_the_two_renames_keeps_the_old_folder_and_the_next_run_restores_it(tmp_path, caplog):
+    out = tmp_path / "embeddings"
+    # what a run killed after moving the old folder aside, before renaming the new one in, leaves
+    tmp = tmp_path / f".embeddings.{_dead_pid()}.abc123.tmp"
+    (tmp / io.OLD_NAME).mkdir(parents=True)
+    (tmp / io.OLD_NAME / "old.txt").write_text("old")
+    (tmp / "embeddings").mkdir()
+    (tmp / "embeddings" / "new.txt").write_text("new")
+    assert not out.exists()
+    assert io.remove_stale_temporaries(out) == [tmp]
+    assert (out / "old.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["embeddings"]
+    assert "restored" in caplog.text and str(out) in caplog.text
+
+
+def test_a_killed_write_then_a_new_write_replaces_the_restored_folder(tmp_path, monkeypatch):
+    out = tmp_path / "embeddings"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    real_replace = os.replace
+
+    def killed_after_the_first_rename(src, dst):
+        real_replace(src, dst)
+        if str(dst).endswith(io.OLD_NAME):
+            raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this line runs
+
+    monkeypatch.setattr(io.os, "replace", killed_after_the_first_rename)
+    monkeypatch.setattr(io.shutil, "rmtree", lambda *a, **k: None)  # a killed run cleans nothing up
+    dead = _dead_pid()
+    monkeypatch.setattr(io.os, "getpid", lambda: dead)  # the killed run is a process now gone
+    with pytest.raises(KeyboardInterrupt), atomic_path(out, is_dir=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert not out.exists()  # the window the restore closes
+    monkeypatch.undo()
+    with atomic_path(out, is_dir=True) as tmp:
+        (tmp / "newer.txt").write_text("newer")
+    assert sorted(p.name for p in out.iterdir()) == ["newer.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["embeddings"]
+
+
+def test_a_killed_run_after_both_renames_keeps_the_new_folder(tmp_path):
+    out = tmp_path / "embeddings"
+    out.mkdir()
+    (out / "new.txt").write_text("new")
+    tmp = tmp_path / f".embeddings.{_dead_pid()}.abc123.tmp"
+    (tmp / io.OLD_NAME).mkdir(parents=True)
+    io.remove_stale_temporaries(out)
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert not tmp.exists()
+
+
+def test_a_read_only_output_folder_is_one_line(tmp_path):
+    from embedforge.core.errors import EmbedforgeError
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder; the ENOSPC case below covers the same path")
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(EmbedforgeError) as err, atomic_path(folder / "headline.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        folder.chmod(0o755)
+    assert str(err.value) == (
+        f"{folder / 'headline.json'}: cannot write the output (Permission denied); expected a writable "
+        f"folder with free space at {folder}"
+    )
+
+
+@pytest.mark.parametrize("code", ["EACCES", "EROFS", "ENOSPC"])
+def test_an_output_folder_that_refuses_writes_is_one_line(tmp_path, monkeypatch, code):
+    import errno
+    import tempfile
+
+    from embedforge.core.errors import EmbedforgeError
+
+    def refuse(*args, **kwargs):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    out = tmp_path / "metrics" / "headline.json"
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)  # the folder takes no temporary
+    with pytest.raises(EmbedforgeError) as err, atomic_path(out):
+        pass
+    assert str(err.value) == (
+        f"{out}: cannot write the output ({os.strerror(getattr(errno, code))}); expected a writable "
+        f"folder with free space at {out.parent}"
+    )
+    monkeypatch.undo()
+    with pytest.raises(EmbedforgeError, match=r"No space left on device"), atomic_path(out) as tmp:
+        tmp.write_text("{}")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # the disk fills while writing
+    assert [p.name for p in out.parent.iterdir()] == []
+
+
+def test_a_symlinked_output_folder_is_replaced_behind_the_link(tmp_path):
+    elsewhere = tmp_path / "other-disk" / "embeddings"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "old.txt").write_text("old")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "embeddings").symlink_to(elsewhere)
+    with atomic_path(project / "embeddings", is_dir=True) as tmp:
+        assert tmp.parent.parent == elsewhere.parent  # the temporary is on the target's disk
+        (tmp / "new.txt").write_text("new")
+    assert (project / "embeddings").is_symlink()
+    assert sorted(p.name for p in (project / "embeddings").iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in elsewhere.parent.iterdir()) == ["embeddings"]

@@ -1,5 +1,6 @@
 import json
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -236,9 +237,9 @@ def _tiny_roberta(folder: Path, model_max_length: int | None = None) -> Path:
         pad_token_id=1,
     )
     RobertaModel(config).save_pretrained(folder)
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"]) + "\n")
+    vocab = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]", *(f"w{i}" for i in range(35))]  # [PAD] = 1
     kwargs = {} if model_max_length is None else {"model_max_length": model_max_length}
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), **kwargs).save_pretrained(folder)
+    BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, **kwargs).save_pretrained(folder)
     return folder
 
 
@@ -284,3 +285,163 @@ def test_load_encoder_logs_no_report_for_a_missing_pooler(tmp_path, tiny_model_d
     transformers_log.clear()
     load_encoder(folder)
     assert not [r.getMessage() for r in transformers_log if "LOAD REPORT" in r.getMessage()]
+
+
+def _copy_without(tiny_model_dir: Path, dest: Path, *names: str) -> Path:
+    shutil.copytree(tiny_model_dir, dest)
+    for name in names:
+        (dest / name).unlink()
+    return dest
+
+
+def test_a_folder_without_tokenizer_files_is_refused_before_writing(tmp_path, tiny_model_dir):
+    src = _copy_without(
+        tiny_model_dir, tmp_path / "no-tok", "tokenizer.json", "tokenizer_config.json", "vocab.txt"
+    )
+    with pytest.raises(EmbedforgeError) as err:
+        materialize(str(src), tmp_path / "base")
+    assert str(err.value) == (
+        f"{src}: model folder has no tokenizer (expected one of tokenizer.json, tokenizer_config.json, "
+        "vocab.txt, vocab.json, spiece.model, sentencepiece.bpe.model, tokenizer.model)"
+    )
+    assert not (tmp_path / "base").exists()
+
+
+@pytest.mark.parametrize("damage", ["config only", "empty tokenizer.json"])
+def test_a_tokenizer_that_does_not_cover_the_vocabulary_is_refused(tmp_path, tiny_model_dir, damage):
+    # transformers builds an empty 5-token tokenizer from a tokenizer_config.json alone, and
+    # BertTokenizerFast(vocab_file=...) saves one: every text would become [CLS] [UNK]... [SEP]
+    from transformers import BertTokenizerFast
+
+    src = _copy_without(tiny_model_dir, tmp_path / "part", "tokenizer.json", "vocab.txt")
+    if damage == "empty tokenizer.json":
+        BertTokenizerFast(vocab_file=str(tiny_model_dir / "vocab.txt")).save_pretrained(src)
+    vocab_size = json.loads((src / "config.json").read_text())["vocab_size"]
+    with pytest.raises(EmbedforgeError) as err:
+        materialize(str(src), tmp_path / "base")
+    assert str(err.value) == (
+        f"{src}: the tokenizer has 5 tokens but config.json vocab_size is {vocab_size}; expected the "
+        "model's own tokenizer files (tokenizer.json and tokenizer_config.json or vocab.txt)"
+    )
+    assert not (tmp_path / "base").exists()
+
+
+def test_the_fixture_tokenizer_covers_its_vocabulary(tiny_model_dir):
+    from embedforge.core.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    vocab = (tiny_model_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert (
+        len(tokenizer) == len(vocab) == json.loads((tiny_model_dir / "config.json").read_text())["vocab_size"]
+    )
+    assert tokenizer.convert_ids_to_tokens(tokenizer("好吃")["input_ids"]) == ["[CLS]", "好", "吃", "[SEP]"]
+
+
+def _edit_config(folder: Path, **changes) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_token_ids_beyond_the_embedding_table_are_refused(tmp_path, tiny_model_dir):
+    src = _copy_without(tiny_model_dir, tmp_path / "small-table")
+    size = json.loads((src / "config.json").read_text())["vocab_size"]
+    _edit_config(src, vocab_size=size - 10)
+    last = (src / "vocab.txt").read_text(encoding="utf-8").splitlines()[-1]
+    with pytest.raises(EmbedforgeError) as err:
+        materialize(str(src), tmp_path / "base")
+    assert str(err.value) == (
+        f"{src}: tokenizer token id {size - 1} ({last!r}) is outside the model's embedding table "
+        f"(config.json vocab_size {size - 10}); expected ids below {size - 10}"
+    )
+
+
+def test_a_padding_id_that_disagrees_with_the_config_is_refused(tmp_path, tiny_model_dir):
+    src = _copy_without(tiny_model_dir, tmp_path / "pad")
+    _edit_config(src, pad_token_id=3)
+    with pytest.raises(EmbedforgeError) as err:
+        materialize(str(src), tmp_path / "base")
+    assert str(err.value) == (
+        f"{src}: the tokenizer's pad token '[PAD]' has id 0 but config.json pad_token_id is 3; "
+        "expected the same id"
+    )
+    assert not (tmp_path / "base").exists()
+
+
+@pytest.mark.parametrize("role", ["cls", "sep", "pad", "unk"])
+def test_a_special_token_missing_from_the_vocabulary_is_refused(tmp_path, tiny_model_dir, role):
+    from embedforge.core.models import _config, check_tokenizer, load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    vocab = {t: i for t, i in tokenizer.get_vocab().items() if t != getattr(tokenizer, f"{role}_token")}
+
+    class Stub:
+        def get_vocab(self):
+            return vocab
+
+    stub = Stub()
+    for name in ("cls", "sep", "pad", "unk"):
+        setattr(stub, f"{name}_token", getattr(tokenizer, f"{name}_token"))
+    with pytest.raises(
+        EmbedforgeError, match=rf"the tokenizer's {role} token '\[{role.upper()}\]' is missing"
+    ):
+        check_tokenizer(stub, _config(tiny_model_dir), tiny_model_dir)
+    stub.__dict__[f"{role}_token"] = None
+    with pytest.raises(
+        EmbedforgeError, match=rf"the tokenizer's {role} token is missing from its vocabulary"
+    ):
+        check_tokenizer(stub, _config(tiny_model_dir), tiny_model_dir)
+
+
+def test_bpe_and_albert_tokenizers_pass_the_check(tiny_bpe_model_dir, tiny_albert_model_dir):
+    from embedforge.core.models import load_tokenizer
+
+    assert load_tokenizer(tiny_bpe_model_dir).pad_token_id == 1
+    assert load_tokenizer(tiny_albert_model_dir).pad_token_id == 0
+
+
+def test_a_tensor_of_the_wrong_shape_names_it(tmp_path, tiny_model_dir):
+    from safetensors.torch import load_file, save_file
+
+    src = _copy_without(tiny_model_dir, tmp_path / "shape")
+    tensors = load_file(src / "model.safetensors")
+    tensors["encoder.layer.0.output.dense.weight"] = torch.zeros(32, 10)  # config: [32, 64]
+    save_file(tensors, str(src / "model.safetensors"), {"format": "pt"})
+    with pytest.raises(EmbedforgeError) as err:
+        materialize(str(src), tmp_path / "base")
+    assert str(err.value) == (
+        f"{src / 'model.safetensors'}: tensor encoder.layer.0.output.dense.weight has shape [32, 10]; "
+        "config.json expects [32, 64] (1 tensors differ); expected the weights of this config"
+    )
+    assert not (tmp_path / "base").exists()
+
+
+def test_a_truncated_classifier_is_one_line(tmp_path, tiny_model_dir):
+    from embedforge.core.models import load_sequence_classifier
+
+    src = _copy_without(tiny_model_dir, tmp_path / "cut")
+    weights = src / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(
+        EmbedforgeError, match=rf"^{re.escape(str(weights))}: truncated or corrupt safetensors"
+    ):
+        load_sequence_classifier(src)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "pkg:embedforge/../..",
+        "pkg:embedforge/core/../../..",
+        "pkg:embedforge//etc",
+        "pkg:embedforge/./core",
+        "pkg:embedforge..core/x",
+        "pkg:embedforge.core./x",
+    ],
+)
+def test_a_package_source_cannot_leave_the_package(spec):
+    with pytest.raises(EmbedforgeError) as err:
+        resolve_source(spec)
+    assert str(err.value) == (
+        f"model.source {spec!r}: expected a folder inside the package (no empty, '.' or '..' parts)"
+    )

@@ -1,4 +1,6 @@
 import json
+import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -437,3 +439,162 @@ def test_sample_rows_applies_to_a_fixed_split_as_a_whole(tmp_path, reviews_csv, 
     p = PrepareParams(input=None, sample_rows=40, **files)
     metrics = prepare(p, load_tokenizer(tiny_model_dir), tmp_path / "out", cache_dir=tmp_path / "j")
     assert sum(metrics["rows"].values()) == 40 and all(n > 0 for n in metrics["rows"].values())
+
+
+def test_a_million_column_header_fails_in_seconds(tmp_path):
+    import time
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text("label,review" + ",x" * 500_000 + "\n", encoding="utf-8")
+    start = time.monotonic()
+    with pytest.raises(EmbedforgeError) as err:
+        read_table(wide, "review", "label")
+    assert time.monotonic() - start < 5
+    assert str(err.value) == (
+        f"{wide} line 1: the header has 500,002 columns; expected at most 16,384 (is the format right?)"
+    )
+
+
+def test_a_wide_row_and_a_wide_json_object_are_one_line(tmp_path):
+    from embedforge.prepare.clean import MAX_COLUMNS
+
+    row = tmp_path / "row.csv"
+    row.write_text("label,review\n1,好\n0" + ",x" * (MAX_COLUMNS + 1) + "\n", encoding="utf-8")
+    with pytest.raises(EmbedforgeError, match=r"row.csv: cannot parse as csv: .*Expected 2 fields in line 3"):
+        read_table(row, "review", "label")
+    obj = tmp_path / "wide.jsonl"
+    keys = {f"k{i}": 1 for i in range(MAX_COLUMNS + 1)}
+    obj.write_text('{"label": 1, "review": "好"}\n' + json.dumps(keys) + "\n", encoding="utf-8")
+    with pytest.raises(
+        EmbedforgeError, match=r"wide.jsonl line 2: the object has 16,385 keys; expected at most"
+    ):
+        read_table(obj, "review", "label")
+
+
+def test_a_quoted_header_is_counted_by_its_fields(tmp_path, monkeypatch):
+    from embedforge.prepare import clean as clean_module
+
+    monkeypatch.setattr(clean_module, "MAX_COLUMNS", 3)
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('label,review,"a,b,c,d"\n1,好,x\n0,差,y\n', encoding="utf-8")
+    assert len(read_table(quoted, "review", "label")) == 2  # 3 columns, 5 commas
+
+
+@pytest.mark.parametrize("kind", ["plain", "gz", "zip"])
+def test_a_line_longer_than_the_bound_is_one_line(tmp_path, monkeypatch, kind):
+    from embedforge.prepare import clean as clean_module
+
+    monkeypatch.setattr(clean_module, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(clean_module, "_READ_CHUNK", 256)  # the long line spans several chunks
+    long = tmp_path / "long.csv"
+    long.write_text("label,review\n1,好\n0," + "x" * 999 + "\n1,差\n", encoding="utf-8")
+    path = long if kind == "plain" else _compress(long, kind, tmp_path)
+    with pytest.raises(EmbedforgeError) as err:
+        read_table(path, "review", "label")
+    assert str(err.value).endswith(
+        " line 3: longer than 1,000 bytes; expected one row per line (is this a table, and is the format "
+        "right?)"
+    )
+    monkeypatch.setattr(clean_module, "MAX_LINE_BYTES", 1002)  # the longest line is 1001 bytes
+    assert len(read_table(path, "review", "label")) == 3
+
+
+@pytest.mark.parametrize("kind", ["gz", "zip"])
+def test_a_compression_bomb_stops_while_inflating(tmp_path, monkeypatch, kind):
+    from embedforge.prepare import clean as clean_module
+
+    monkeypatch.setattr(clean_module, "INFLATION_FLOOR", 1 << 20)  # 64 MiB in real runs
+    bomb = tmp_path / "bomb.csv"
+    bomb.write_text("label,review\n" + "1,好吃\n" * 1_000_000, encoding="utf-8")  # 9 MB, ~1000:1
+    packed = _compress(bomb, kind, tmp_path)
+    with pytest.raises(EmbedforgeError) as err:
+        read_table(packed, "review", "label")
+    assert re.fullmatch(
+        rf"{re.escape(str(packed))}( \(inner/bomb.csv\))?: inflates to over 100 times its compressed size "
+        r"\(2 MiB read from [\d,]+ bytes\); expected a compressed table, not a compression bomb",
+        str(err.value),
+    )
+    monkeypatch.setattr(clean_module, "INFLATION_FLOOR", 64 << 20)
+    assert len(read_table(packed, "review", "label")) == 1_000_000  # under the floor: read
+
+
+def test_an_input_larger_than_the_bound_is_one_line(tmp_path, monkeypatch, reviews_csv):
+    from embedforge.prepare import clean as clean_module
+
+    monkeypatch.setattr(clean_module, "MAX_INPUT_BYTES", 1000)
+    with pytest.raises(
+        EmbedforgeError, match=r"reviews.csv: larger than 1,000 bytes uncompressed; expected at most"
+    ):
+        read_table(reviews_csv, "review", "label")
+
+
+def test_a_file_that_is_not_a_table_is_never_echoed(tmp_path):
+    passwd = tmp_path / "passwd.csv"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    with pytest.raises(EmbedforgeError) as err:
+        read_table(passwd, "review", "label")
+    assert str(err.value) == (
+        f"{passwd}: no column 'review' (prepare.text_column); its first row, read as a header of 1 "
+        "column, does not look like column names; expected a header row naming the columns"
+    )
+    named = tmp_path / "named.csv"
+    named.write_text("标签,评论 text,id_2\n1,好,3\n", encoding="utf-8")
+    with pytest.raises(
+        EmbedforgeError,
+        match=r"no column 'review' \(prepare.text_column\); columns are 标签, 评论 text, id_2$",
+    ):
+        read_table(named, "review", "label")
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_class_absent_from_a_split_is_warned(tmp_path, reviews_csv, tiny_model_dir, caplog):
+    tok = load_tokenizer(tiny_model_dir)
+    with caplog.at_level(logging.WARNING, logger="embedforge"):
+        prepare(_params(reviews_csv), tok, tmp_path / "ok", cache_dir=tmp_path / "j")
+    assert _warnings(caplog) == []
+    df = pd.read_csv(reviews_csv)
+    rare = pd.DataFrame({"label": [2, 2], "review": ["第三类甲", "第三类乙"]})  # 2 rows: both go to train
+    pd.concat([df, rare]).to_csv(tmp_path / "rare.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="embedforge"):
+        prepare(_params(tmp_path / "rare.csv"), tok, tmp_path / "p", cache_dir=tmp_path / "j")
+    assert _warnings(caplog) == [
+        "prepare: class '2' has no row in the validation split (train: 2, test: 0); its scores there are 0 "
+        "or undefined",
+        "prepare: class '2' has no row in the test split (train: 2, validation: 0); its scores there are 0 "
+        "or undefined",
+    ]
+
+
+def test_a_tokenization_that_is_mostly_unknown_is_warned(tmp_path, tiny_model_dir, caplog):
+    english = tmp_path / "english.csv"
+    pd.DataFrame(
+        {
+            "label": [0, 1] * 20,
+            "review": [f"quite {w} words here {i}" for i, w in enumerate(["bad", "good"] * 20)],
+        }
+    ).to_csv(english, index=False)
+    tok = load_tokenizer(tiny_model_dir)  # a character vocabulary of Chinese reviews: English is [UNK]
+    with caplog.at_level(logging.WARNING, logger="embedforge"):
+        prepare(_params(english, language="en"), tok, tmp_path / "p", cache_dir=tmp_path / "j")
+    messages = _warnings(caplog)
+    assert len(messages) == 3
+    assert all(
+        re.fullmatch(
+            r"prepare: \d+% of the (train|validation|test) split's tokens are the unknown token \[UNK\]; "
+            r"expected a tokenizer that fits the data \(check model.source and prepare.language\)",
+            m,
+        )
+        for m in messages
+    )
+
+
+def test_unknown_share_counts_text_tokens_only(tiny_model_dir):
+    from embedforge.prepare.run import unknown_share
+
+    tok = load_tokenizer(tiny_model_dir)
+    cls, sep, unk = tok.cls_token_id, tok.sep_token_id, tok.unk_token_id
+    assert unknown_share([[cls, unk, 7, sep], [cls, unk, sep]], tok) == pytest.approx(2 / 3)
+    assert unknown_share([[cls, sep]], tok) == 0.0

@@ -58,6 +58,12 @@ def _lines(path: Path) -> list[tuple[int, str]]:
     return [(n, line.rstrip("\r\n")) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
+def _fields(n: int, noun: str) -> str:
+    """`1 field`, `4 words`: how a bad row is described (its content is never echoed: a path may name any
+    file, and a message must not leak what it holds)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -78,13 +84,16 @@ def read_pairs(path: str | Path, lowercase: bool = False) -> list[Pair]:
         if i == 0 and len(fields) == 3 and not _is_number(fields[2]):
             continue  # a header such as `word1<TAB>word2<TAB>score`
         if len(fields) != 3 or not fields[0] or not fields[1]:
-            raise EmbedforgeError(f"{path} line {n}: expected word1<TAB>word2<TAB>score, got {line[:60]!r}")
+            raise EmbedforgeError(
+                f"{path} line {n}: expected word1<TAB>word2<TAB>score, got {_fields(len(fields), 'field')}"
+                f"{'' if len(fields) != 3 else ' with an empty word'}"
+            )
         try:
             score = float(fields[2])
         except ValueError:
             score = math.nan
         if not math.isfinite(score):
-            raise EmbedforgeError(f"{path} line {n}: score {fields[2]!r} is not a number")
+            raise EmbedforgeError(f"{path} line {n}: the score (field 3) is not a finite number")
         w1, w2 = (fields[0].lower(), fields[1].lower()) if lowercase else (fields[0], fields[1])
         pairs.append(Pair(w1, w2, score, n))
     if not pairs:
@@ -102,7 +111,9 @@ def read_analogies(path: str | Path, lowercase: bool = False) -> list[Analogy]:
             continue
         words = line.lower().split() if lowercase else line.split()
         if len(words) != 4:
-            raise EmbedforgeError(f"{path} line {n}: expected four words 'a b c d', got {line[:60]!r}")
+            raise EmbedforgeError(
+                f"{path} line {n}: expected four words 'a b c d', got {_fields(len(words), 'word')}"
+            )
         a, b, c, d = words
         questions.append(Analogy(a, b, c, d, section))
     if not questions:
@@ -117,7 +128,9 @@ def read_word_list(path: str | Path, lowercase: bool = False) -> list[str]:
     for n, line in _lines(path):
         word = line.strip()
         if len(word.split()) != 1:
-            raise EmbedforgeError(f"{path} line {n}: expected one word per line, got {line[:60]!r}")
+            raise EmbedforgeError(
+                f"{path} line {n}: expected one word per line, got {_fields(len(word.split()), 'word')}"
+            )
         words.append(word.lower() if lowercase else word)
     return words
 

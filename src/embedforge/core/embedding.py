@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from embedforge.core.errors import EmbedforgeError
@@ -122,13 +123,20 @@ class WordVectors:
         tensor_path = _sibling(stem, ".safetensors")
         if not tensor_path.is_file():
             raise EmbedforgeError(f"{tensor_path}: embedding file not found")
-        tensors = load_file(str(tensor_path))
+        try:
+            tensors = load_file(str(tensor_path))
+        except (SafetensorError, OSError) as err:
+            raise EmbedforgeError(
+                f"{tensor_path}: truncated or corrupt safetensors file ({str(err).splitlines()[0]}); "
+                "expected the matrix `extract` wrote (rerun it)"
+            ) from None
         if "weight" not in tensors:
             raise EmbedforgeError(f"{tensor_path}: expected a tensor named 'weight'")
         info = read_parquet(_sibling(stem, VOCAB_SUFFIX))
         if "word" not in info:
             raise EmbedforgeError(f"{stem}{VOCAB_SUFFIX}: expected a 'word' column")
         words = info["word"].astype(str).tolist()
+        _check_matrix(tensors["weight"], len(words), tensor_path)
         return cls(words=words, weight=tensors["weight"], info=info.drop(columns=["word"]))
 
     def unknown_vectors(
@@ -230,6 +238,23 @@ class WordVectors:
             words, rows = (_read_w2v_binary if binary else _read_w2v_text)(fh, path, n, d, keep)
         weight = torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, d)
         return cls(words=words, weight=weight)
+
+
+def _check_matrix(weight: torch.Tensor, words: int, path: Path) -> None:
+    """A saved matrix must be floating point, [words, d] with d > 0, and finite everywhere."""
+    if not weight.is_floating_point() or weight.ndim != 2 or weight.shape[0] != words or not weight.shape[1]:
+        raise EmbedforgeError(
+            f"{path}: tensor 'weight' is {str(weight.dtype).removeprefix('torch.')} of shape "
+            f"{list(weight.shape)}; expected a float matrix [{words}, d] (one row per word of the "
+            f"{VOCAB_SUFFIX} file)"
+        )
+    bad = ~torch.isfinite(weight).all(dim=1)
+    if bad.any():
+        rows = bad.nonzero().flatten()
+        raise EmbedforgeError(
+            f"{path}: {len(rows)} of {words} rows hold NaN or infinite values (first: row {int(rows[0])}); "
+            "expected finite numbers"
+        )
 
 
 def _looks_binary(sample: bytes) -> bool:

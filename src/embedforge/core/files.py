@@ -6,6 +6,7 @@ never leaves a half-written file or folder behind.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 
 TMP_SUFFIX = ".tmp"
+OLD_NAME = ".old"  # inside a temporary: the output being replaced, between atomic_path's two renames
+# errno values that mean "this folder cannot take the output" (permissions, read-only or full disk)
+_WRITE_ERRORS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 _TMP_TAIL = re.compile(r"(\d+)\.[^.]+\.tmp")
 
 
@@ -50,7 +54,11 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Delete temporaries of `path` left by runs that were killed (their pid is gone); return them."""
+    """Delete temporaries of `path` left by runs that were killed (their pid is gone); return them.
+
+    A run killed between `atomic_path`'s two renames of a folder leaves `path` absent and the old
+    output inside its temporary: that old output is first moved back to `path`.
+    """
     removed = []
     prefix = _tmp_prefix(path)
     for tmp in path.parent.glob(f"{glob.escape(prefix)}*{TMP_SUFFIX}"):
@@ -58,6 +66,10 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         match = _TMP_TAIL.fullmatch(tmp.name[len(prefix) :])
         pid = match.group(1) if match else None
         if pid and int(pid) != os.getpid() and not _alive(int(pid)):
+            old = tmp / OLD_NAME
+            if (old.is_dir() or old.is_symlink()) and not (path.exists() or path.is_symlink()):
+                os.replace(old, path)
+                log.warning("restored %s, which a killed run (pid %s) had moved aside", path, pid)
             shutil.rmtree(tmp, ignore_errors=True)
             log.info("removed %s, left by a killed run (pid %s)", tmp, pid)
             removed.append(tmp)
@@ -91,26 +103,47 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success replace `path` with it, on error delete it.
 
     Temporaries that a killed run left next to `path` are removed first. What is published gets the
-    permissions a plain open() or mkdir() would give under the process umask.
+    permissions a plain open() or mkdir() would give under the process umask. When `path` is a symlink,
+    its target is replaced (the temporary is made next to the target, on the target's disk) and the
+    link is kept. A folder that cannot take the output (no permission, read-only, full) is one line.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    prefix = f"{_tmp_prefix(path)}{os.getpid()}."
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=TMP_SUFFIX, dir=path.parent))
-    target = tmp / path.name
-    if is_dir:
-        target.mkdir()
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        prefix = f"{_tmp_prefix(path)}{os.getpid()}."
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=TMP_SUFFIX, dir=path.parent))
+    except OSError as err:
+        raise _write_error(path, err) from None
+    target = tmp / path.name
+    try:
+        if is_dir:
+            target.mkdir()
         yield target
         _open_modes(target)
         if path.is_dir() and not path.is_symlink():
             # A folder cannot be replaced in one rename: move the old one aside first (two renames, no
             # deletion in between), so the path never holds a partly deleted or partly written output.
-            os.replace(path, tmp / ".old")
+            # A kill between the two leaves the old folder in the temporary; the next write restores it.
+            os.replace(path, tmp / OLD_NAME)
         os.replace(target, path)  # for a file this overwrites atomically
+    except OSError as err:
+        if err.errno in _WRITE_ERRORS:
+            raise _write_error(path, err) from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_error(path: Path, err: OSError) -> EmbedforgeError:
+    """One line for an output that cannot be written: the path, the reason, what is expected."""
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    return EmbedforgeError(
+        f"{path}: cannot write the output ({reason}); expected a writable folder with free space "
+        f"at {path.parent}"
+    )
 
 
 def _non_finite_key(obj: Any, where: str = "") -> str | None:

@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -42,6 +43,23 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
+# Files a tokenizer is read from (one is enough for AutoTokenizer; without any it builds an empty default).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+# A tokenizer must cover at least this share of the model's embedding table (config.json vocab_size).
+# Checkpoints pad the table to a round size or reserve a few unused rows (a few percent at most); an
+# empty default tokenizer built without the folder's vocabulary has 5 tokens against tens of thousands.
+MIN_TOKENIZER_COVERAGE = 0.5
+# Special tokens every stage needs: [CLS]/[SEP] frame each input, [PAD] fills batches, [UNK] stands for
+# what the vocabulary lacks.
+_SPECIAL_ROLES = ("cls", "sep", "pad", "unk")
 # transformers' placeholder model_max_length when a tokenizer declares none (int(1e30)).
 _NO_LIMIT = 10**12
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -83,6 +101,11 @@ def _package_folder(spec: str) -> Path:
     rest = spec[len("pkg:") :].strip("/")
     name, _, sub = rest.partition("/")
     top, *inner = name.split(".")
+    parts = [*inner, *(sub.split("/") if sub else [])]
+    if any(part in ("", ".", "..") for part in parts):  # `..` or an absolute part would leave the package
+        raise EmbedforgeError(
+            f"model.source {spec!r}: expected a folder inside the package (no empty, '.' or '..' parts)"
+        )
     found = importlib.util.find_spec(top) if top.isidentifier() else None
     if found is None or not found.submodule_search_locations:
         raise EmbedforgeError(
@@ -138,12 +161,63 @@ def check_model_dir(folder: str | Path) -> Path:
 
 
 def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
-    """Load the tokenizer saved in a model folder."""
+    """Load the tokenizer saved in a model folder, checked against the folder's config.json.
+
+    See `check_tokenizer`: a folder without tokenizer files, or whose tokenizer does not cover the
+    model's vocabulary and special tokens, is a one-line error.
+    """
     folder = check_model_dir(folder)
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise EmbedforgeError(
+            f"{folder}: model folder has no tokenizer (expected one of {', '.join(TOKENIZER_FILES)})"
+        )
     try:
-        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise EmbedforgeError(f"{folder}: cannot load tokenizer ({str(err).splitlines()[0]})") from None
+    check_tokenizer(tokenizer, _config(folder), folder)
+    return tokenizer
+
+
+def check_tokenizer(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, folder: Path) -> None:
+    """Raise unless `tokenizer` covers the model's vocabulary and special tokens.
+
+    It must hold at least MIN_TOKENIZER_COVERAGE of config.json's `vocab_size` tokens and no id beyond
+    the embedding table; [CLS], [SEP], [PAD] and [UNK] (or the model's spelling of them) must be
+    tokens of its vocabulary, and the padding id (and the begin/end ids, where both sides declare them)
+    must agree with config.json.
+    """
+    vocab = tokenizer.get_vocab()
+    vocab_size = int(getattr(config, "vocab_size", None) or max(vocab.values(), default=0) + 1)
+    if len(vocab) < MIN_TOKENIZER_COVERAGE * vocab_size:
+        raise EmbedforgeError(
+            f"{folder}: the tokenizer has {len(vocab)} tokens but config.json vocab_size is {vocab_size}; "
+            "expected the model's own tokenizer files (tokenizer.json and tokenizer_config.json or vocab.txt)"
+        )
+    token, top = max(vocab.items(), key=lambda kv: kv[1])
+    if top >= vocab_size:
+        raise EmbedforgeError(
+            f"{folder}: tokenizer token id {top} ({token!r}) is outside the model's embedding table "
+            f"(config.json vocab_size {vocab_size}); expected ids below {vocab_size}"
+        )
+    for role in _SPECIAL_ROLES:
+        name = getattr(tokenizer, f"{role}_token", None)
+        if name is None or str(name) not in vocab:
+            shown = f"{role} token" if name is None else f"{role} token {str(name)!r}"
+            raise EmbedforgeError(
+                f"{folder}: the tokenizer's {shown} is missing from its vocabulary; "
+                "expected the model's own tokenizer files"
+            )
+    for role in ("pad", "bos", "eos"):
+        declared = getattr(config, f"{role}_token_id", None)
+        name = getattr(tokenizer, f"{role}_token", None)
+        if declared is None or name is None or str(name) not in vocab:
+            continue
+        if vocab[str(name)] != declared:
+            raise EmbedforgeError(
+                f"{folder}: the tokenizer's {role} token {str(name)!r} has id {vocab[str(name)]} but "
+                f"config.json {role}_token_id is {declared}; expected the same id"
+            )
 
 
 def _repeated_block(key: str) -> str:
@@ -151,14 +225,11 @@ def _repeated_block(key: str) -> str:
     return re.sub(r"\.\d+\.", ".#.", key)
 
 
-def load_encoder(folder: str | Path) -> PreTrainedModel:
-    """Load the bare encoder (no task head) of a model folder, in eval mode, float32."""
-    folder = check_model_dir(folder)
+def _load_weights(auto: type, folder: Path, **kwargs: object) -> tuple[PreTrainedModel, dict]:
+    """`auto.from_pretrained(folder)` and its loading info; every failure is one line naming the file."""
     try:
-        with quiet_load_report():  # the loading info is checked below
-            model, info = AutoModel.from_pretrained(
-                folder, trust_remote_code=False, dtype=torch.float32, output_loading_info=True
-            )
+        with quiet_load_report():  # the caller checks the loading info
+            return auto.from_pretrained(folder, trust_remote_code=False, output_loading_info=True, **kwargs)
     except pickle.UnpicklingError:
         raise EmbedforgeError(
             f"{folder}: .bin weights hold more than tensors; refused (weights_only=True)"
@@ -168,7 +239,34 @@ def load_encoder(folder: str | Path) -> PreTrainedModel:
             f"{_weights_file(folder)}: truncated or corrupt safetensors file ({str(err).splitlines()[0]})"
         ) from None
     except (OSError, ValueError, RuntimeError) as err:
+        if "ignore_mismatched_sizes" in str(err) and not kwargs.get("ignore_mismatched_sizes"):
+            _, info = _load_weights(auto, folder, ignore_mismatched_sizes=True, **kwargs)
+            wrong = sorted(info["mismatched_keys"])
+            if wrong:
+                key, found, expected = wrong[0]
+                raise EmbedforgeError(
+                    f"{_weights_file(folder)}: tensor {key} has shape {list(found)}; config.json expects "
+                    f"{list(expected)} ({len(wrong)} tensors differ); expected the weights of this config"
+                ) from None
         raise EmbedforgeError(f"{folder}: cannot load model ({str(err).splitlines()[0]})") from None
+
+
+def load_sequence_classifier(folder: str | Path) -> PreTrainedModel:
+    """Load a fine-tuned sequence classifier (encoder and head, in its saved dtype), in eval mode."""
+    folder = check_model_dir(folder)
+    model, info = _load_weights(AutoModelForSequenceClassification, folder)
+    missing = sorted(info["missing_keys"])
+    if missing:
+        raise EmbedforgeError(
+            f"{folder}: weights do not match config.json ({len(missing)} tensors missing, e.g. {missing[0]})"
+        )
+    return model.eval()
+
+
+def load_encoder(folder: str | Path) -> PreTrainedModel:
+    """Load the bare encoder (no task head) of a model folder, in eval mode, float32."""
+    folder = check_model_dir(folder)
+    model, info = _load_weights(AutoModel, folder, dtype=torch.float32)
     # The pooler is never used here (and some checkpoints, e.g. ALBERT, lack it); any other missing
     # tensor would silently be random, so it is an error.
     missing = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))
@@ -228,8 +326,7 @@ def _config(folder: Path) -> PretrainedConfig:
 def materialize(source: str, out_dir: str | Path) -> dict[str, object]:
     """Copy the encoder named by `source` into `out_dir` as safetensors + config + tokenizer."""
     folder = check_model_dir(resolve_source(source))
-    _config(folder)
-    tokenizer = load_tokenizer(folder)
+    tokenizer = load_tokenizer(folder)  # checked against config.json
     model = load_encoder(folder)
     info = {
         "source": source,

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import PreTrainedModel
 
 from embedforge.core.device import CPU
 from embedforge.core.encoder import pad_batch
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.models import check_model_dir, load_tokenizer
+from embedforge.core.models import check_model_dir, load_sequence_classifier, load_tokenizer
 from embedforge.core.text import normalize_text
 
 
 def load_classifier_model(model_dir: str | Path, num_labels: int | None = None) -> PreTrainedModel:
     """A saved sequence classifier in eval mode; with `num_labels`, an error unless it has that many."""
     folder = check_model_dir(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False).eval()
+    model = load_sequence_classifier(folder)  # weights checked against config.json, one-line errors
     if num_labels is not None and model.config.num_labels != num_labels:
         raise EmbedforgeError(
             f"{folder}/config.json: the model has {model.config.num_labels} labels; "

@@ -24,6 +24,9 @@ from embedforge.extract.shard import Shard
 from embedforge.extract.source import Matrix, SourcePass
 
 log = logging.getLogger(__name__)
+# Past this share of the vocabulary falling back to decontext, `aggregate` warns: its matrices would be
+# decontext matrices under another name (a corpus of empty files, or one that misses the vocabulary).
+FALLBACK_WARN_SHARE = 0.5
 
 Item = tuple[list[int], list[tuple[int, int, int]]]  # (ids, [(word row, start, end)])
 Encoded = tuple[list[int], list[Span | None]]  # `Encoder.encode` of one sentence
@@ -168,6 +171,14 @@ def aggregate(src: SourcePass) -> list[Matrix]:
     vectors, counts = acc.means(), acc.counts
     missing = (counts == 0).nonzero().flatten().tolist()
     method = ["aggregate" if c else "fallback:decontext" for c in counts.tolist()]
+    if len(missing) > FALLBACK_WARN_SHARE * len(method) and src.shard.main:
+        log.warning(
+            "aggregate (%s): %d of %d words have no context in the corpus and fall back to decontext rows; "
+            "the aggregate matrices are then mostly decontext (check extract.corpus holds text)",
+            src.source,
+            len(missing),
+            len(method),
+        )
     if missing:
         fallback = src.decontext_of(missing)
         vectors[:, missing] = fallback.pooled

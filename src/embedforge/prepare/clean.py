@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
+import json
 import re
 import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -54,10 +57,70 @@ def detect_format(path: Path | PurePosixPath, fmt: str = "auto", shown: str | No
     return guessed
 
 
-def _unzip(path: Path, data: bytes) -> tuple[bytes, PurePosixPath]:
+# Bounds on what `prepare` reads, each checked while the input streams in, so a hostile or wrong file
+# fails in seconds with one line instead of exhausting memory or a parser.
+# prepare holds a whole table in memory several times over (bytes, text, DataFrame, tokens): sample or
+# split a larger corpus before preparing it.
+MAX_INPUT_BYTES = 2 << 30
+# Text compresses 3-10x and a table of repeated rows a few tens of times; a compressed input inflating
+# past this ratio (once past INFLATION_FLOOR bytes, so a small repetitive file is fine) is a bomb.
+MAX_INFLATION = 100
+INFLATION_FLOOR = 64 << 20
+# prepare keeps at most max_length tokens (a few KB) of a text: a line over a mebibyte is a file without
+# line breaks (the wrong format, a JSON array, binary data), and every parser slows to a crawl on it.
+MAX_LINE_BYTES = 1 << 20
+# The widest header or row: 16,384 is the most columns a spreadsheet (Excel) can save; pandas takes
+# minutes over a line of a million fields.
+MAX_COLUMNS = 16_384
+_READ_CHUNK = 1 << 20
+_PARQUET_MAGIC = b"PAR1"
+
+
+def _size(n: int) -> str:
+    """A byte count for messages: `2,048 MiB`, or `1,000 bytes` under a mebibyte."""
+    return f"{n >> 20:,} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+def _read_bounded(stream: BinaryIO, shown: str, compressed: int | None = None) -> bytes:
+    """All bytes of `stream`, counted while read: a one-line error past MAX_INPUT_BYTES, past
+    MAX_INFLATION times `compressed` (the size on disk of a compressed input), or at a line longer
+    than MAX_LINE_BYTES (not checked for Parquet, which is binary)."""
+    chunks: list[bytes] = []
+    total = line = newlines = 0
+    lines = True
+    while chunk := stream.read(_READ_CHUNK):
+        if not chunks:
+            lines = not chunk.startswith(_PARQUET_MAGIC)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_INPUT_BYTES:
+            raise EmbedforgeError(
+                f"{shown}: larger than {_size(MAX_INPUT_BYTES)} uncompressed; expected at most that "
+                "(prepare holds the whole table in memory): sample or split the file first"
+            )
+        if compressed is not None and total > max(INFLATION_FLOOR, MAX_INFLATION * compressed):
+            raise EmbedforgeError(
+                f"{shown}: inflates to over {MAX_INFLATION} times its compressed size ({_size(total)} read "
+                f"from {compressed:,} bytes); expected a compressed table, not a compression bomb"
+            )
+        if lines:
+            pieces = chunk.split(b"\n")
+            lengths = [line + len(pieces[0]), *map(len, pieces[1:])]
+            longest = max(lengths)
+            if longest > MAX_LINE_BYTES:
+                at = newlines + lengths.index(longest) + 1
+                raise EmbedforgeError(
+                    f"{shown} line {at}: longer than {_size(MAX_LINE_BYTES)}; expected one row per line "
+                    "(is this a table, and is the format right?)"
+                )
+            line, newlines = lengths[-1], newlines + len(pieces) - 1
+    return b"".join(chunks)
+
+
+def _unzip(path: Path) -> tuple[bytes, PurePosixPath]:
     """The one table file a zip archive holds, and its name; a one-line error otherwise."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(path) as archive:
             members = [
                 m
                 for m in archive.infolist()
@@ -70,25 +133,91 @@ def _unzip(path: Path, data: bytes) -> tuple[bytes, PurePosixPath]:
                 raise EmbedforgeError(
                     f"{path}: a zip input must hold exactly one table file; it holds {len(members)} ({names})"
                 )
-            return archive.read(members[0]), PurePosixPath(members[0].filename)
+            inner = PurePosixPath(members[0].filename)
+            with archive.open(members[0]) as stream:
+                data = _read_bounded(stream, f"{path} ({inner})", max(members[0].compress_size, 1))
+            return data, inner
     except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as err:
         raise EmbedforgeError(f"{path}: cannot read the zip archive ({str(err).splitlines()[0]})") from None
 
 
 def read_input(path: Path) -> tuple[bytes, PurePosixPath, str]:
-    """(uncompressed bytes, name of the table inside, name for messages) of a plain, .gz or .zip file."""
-    data = path.read_bytes()
-    if data.startswith(_ZIP_MAGIC):
-        data, inner = _unzip(path, data)
+    """(uncompressed bytes, name of the table inside, name for messages) of a plain, .gz or .zip file.
+
+    The input is streamed and checked against MAX_INPUT_BYTES, MAX_INFLATION and MAX_LINE_BYTES as it
+    is read, so an oversized or hostile file stops before it is all in memory.
+    """
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic.startswith(_ZIP_MAGIC):
+        data, inner = _unzip(path)
         return data, inner, f"{path} ({inner})"
-    if data.startswith(_GZIP_MAGIC):
+    if magic.startswith(_GZIP_MAGIC):
         try:
-            data = gzip.decompress(data)
+            with gzip.open(path, "rb") as stream:
+                data = _read_bounded(stream, str(path), max(path.stat().st_size, 1))
         except (gzip.BadGzipFile, zlib.error, EOFError) as err:
             raise EmbedforgeError(f"{path}: cannot read the gzip file ({err})") from None
         inner = PurePosixPath(path.name)
         return data, inner.with_suffix("") if inner.suffix.lower() == ".gz" else inner, str(path)
-    return data, PurePosixPath(path.name), str(path)
+    with path.open("rb") as fh:
+        return _read_bounded(fh, str(path)), PurePosixPath(path.name), str(path)
+
+
+def _check_width(data: bytes, kind: str, shown: str) -> None:
+    """A one-line error when a header or row has more than MAX_COLUMNS fields.
+
+    CSV and TSV: the header (pandas itself refuses a row wider than its header); JSON lines: every
+    object, its separators counted first and the line parsed only when the count is over the bound;
+    Parquet: the schema in the footer.
+    """
+    if kind in ("csv", "tsv"):
+        _check_header(data, kind, shown)
+    elif kind == "jsonl" and data.count(b":") > MAX_COLUMNS:
+        _check_objects(data, shown)
+    elif kind == "parquet":
+        try:
+            width = pq.read_metadata(pa.BufferReader(data)).num_columns
+        except (pa.ArrowException, OSError):
+            return  # not Parquet: the read names the error
+        if width > MAX_COLUMNS:
+            raise EmbedforgeError(
+                f"{shown}: the table has {width:,} columns; expected at most {MAX_COLUMNS:,}"
+            )
+
+
+def _check_header(data: bytes, kind: str, shown: str) -> None:
+    end = data.find(b"\n")
+    header = data if end < 0 else data[:end]
+    sep = b"\t" if kind == "tsv" else b","
+    if header.count(sep) < MAX_COLUMNS:
+        return
+    width = len(header.split(sep))
+    if kind == "csv":  # a quoted name may hold commas
+        width = len(next(csv.reader([header.decode("utf-8", errors="replace")]), []))
+    if width > MAX_COLUMNS:
+        raise EmbedforgeError(
+            f"{shown} line 1: the header has {width:,} columns; expected at most {MAX_COLUMNS:,} "
+            "(is the format right?)"
+        )
+
+
+def _check_objects(data: bytes, shown: str) -> None:
+    start, n = 0, 1
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if data.count(b":", start, end) > MAX_COLUMNS:
+            try:
+                row = json.loads(data[start:end])
+            except ValueError:
+                row = None  # pandas names the parse error
+            if isinstance(row, dict) and len(row) > MAX_COLUMNS:
+                raise EmbedforgeError(
+                    f"{shown} line {n}: the object has {len(row):,} keys; expected at most "
+                    f"{MAX_COLUMNS:,} columns"
+                )
+        start, n = end + 1, n + 1
 
 
 def _decode_utf8(data: bytes, shown: str) -> str:
@@ -109,6 +238,7 @@ def read_table(path: str | Path, text_column: str, label_column: str, fmt: str =
         raise EmbedforgeError(f"{path}: input file not found")
     data, inner, shown = read_input(path)
     kind = detect_format(inner, fmt, shown)
+    _check_width(data, kind, shown)
     try:
         if kind == "parquet":
             df = pq.read_table(pa.BufferReader(data)).to_pandas()
@@ -128,9 +258,24 @@ def read_table(path: str | Path, text_column: str, label_column: str, fmt: str =
         raise EmbedforgeError(f"{shown}: cannot parse as {kind}: {str(err).splitlines()[0]}") from None
     for key, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in df.columns:
-            columns = ", ".join(map(str, df.columns))
-            raise EmbedforgeError(f"{shown}: no column {column!r} (prepare.{key}); columns are {columns}")
+            raise EmbedforgeError(f"{shown}: no column {column!r} (prepare.{key}); {_columns(df.columns)}")
     return pd.DataFrame({"text": df[text_column], "label": df[label_column]})
+
+
+_COLUMN_NAME = re.compile(r"^\w[\w .\-]{0,63}$")
+_SHOWN_COLUMNS = 50
+
+
+def _columns(names: pd.Index) -> str:
+    """The columns a table has, for a message: their names when they look like column names, else only
+    how many (the first row of a file that is not a table, /etc/passwd say, must not be echoed)."""
+    names = [str(n) for n in names]
+    if names and len(names) <= _SHOWN_COLUMNS and all(_COLUMN_NAME.match(n) for n in names):
+        return f"columns are {', '.join(names)}"
+    return (
+        f"its first row, read as a header of {len(names):,} column{'' if len(names) == 1 else 's'}, does "
+        "not look like column names; expected a header row naming the columns"
+    )
 
 
 def sample_rows(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,12 @@ from embedforge.prepare.clean import (
     sample_rows,
     stratified_split,
 )
+
+log = logging.getLogger(__name__)
+# Past this share of [UNK] among a split's text tokens, prepare warns: the tokenizer does not fit the
+# data (another language or script, a tokenizer that lost its vocabulary), and every result built on the
+# tokens would be near noise. A fitting tokenizer leaves well under 1 % unknown.
+UNK_WARN_SHARE = 0.5
 
 
 def _fixed_split(p: PrepareParams, report: CleanReport) -> dict[str, pd.DataFrame]:
@@ -57,6 +65,29 @@ def _length_stats(lengths: np.ndarray) -> dict[str, float]:
         **{f"p{k}": round(float(v), 1) for k, v in zip((50, 90, 95, 99), q, strict=True)},
         "max": int(lengths.max()),
     }
+
+
+def unknown_share(ids: list[list[int]], tokenizer: PreTrainedTokenizerBase) -> float:
+    """The share of [UNK] among the text tokens (special tokens not counted) of tokenized texts."""
+    unk = tokenizer.unk_token_id
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64)
+    text = flat[~np.isin(flat, [i for i in tokenizer.all_special_ids if i != unk])]
+    return float((text == unk).mean()) if len(text) else 0.0
+
+
+def warn_missing_classes(splits: dict[str, pd.DataFrame]) -> None:
+    """Warn for each class absent from a split: its per-class score there is 0 or undefined, and
+    macro-F1 averages it in (absent from train: the classifier never sees it)."""
+    present = {name: set(frame["label"]) for name, frame in splits.items()}
+    every = set().union(*present.values())
+    for name in SPLITS:
+        for label in sorted(every - present[name], key=str):
+            log.warning(
+                "prepare: class %r has no row in the %s split (%s); its scores there are 0 or undefined",
+                label,
+                name,
+                ", ".join(f"{n}: {int((splits[n]['label'] == label).sum())}" for n in SPLITS if n != name),
+            )
 
 
 def check_max_length(p: PrepareParams, limit: int | None) -> None:
@@ -102,6 +133,7 @@ def prepare(
         for name in SPLITS:
             more = "raise prepare.sample_rows" if p.sample_rows else "provide more data"
             check_split(splits[name], name, source, f"raise prepare.{name}_ratio or {more}")
+    warn_missing_classes(splits)
     names = label_names(pd.concat([s["label"] for s in splits.values()]))
     label_id = {name: i for i, name in enumerate(names)}
 
@@ -120,6 +152,15 @@ def prepare(
     for name, frame in splits.items():
         texts = frame["text"].tolist()
         ids, truncated = _tokenize(texts, tokenizer, p.max_length)
+        share = unknown_share(ids, tokenizer)
+        if share > UNK_WARN_SHARE:
+            log.warning(
+                "prepare: %.0f%% of the %s split's tokens are the unknown token %s; expected a tokenizer "
+                "that fits the data (check model.source and prepare.language)",
+                100 * share,
+                name,
+                tokenizer.unk_token,
+            )
         words = segment(texts, p.language, cache_dir, desc=f"segment {name}")
         lengths = np.array([len(x) for x in ids], dtype=np.int32)
         tables[name] = pa.table(
