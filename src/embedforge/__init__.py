@@ -1,23 +1,32 @@
 """embedforge: turn a pretrained encoder into task-tuned static word-embedding matrices.
 
 Public API (imported lazily so `import embedforge` stays light):
-  load_embedding(path) -> (torch.nn.Embedding, Vocab)   # vocab.lookup(words) -> row ids
-  WordVectors                                           # a matrix + its words, save/load/export
+  load_recommended(root=".") -> (torch.nn.Embedding, Vocab)  # the matrix the run at `root` recommends
+  recommended_path(root=".") -> Path                         # its stem embeddings/<name>, for WordVectors
+  load_embedding(path) -> (torch.nn.Embedding, Vocab)        # vocab.lookup(words) -> row ids
+  WordVectors                                                # a matrix + its words, save/load/export
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Vocab", "WordVectors", "load_embedding"]
+__all__ = ["Vocab", "WordVectors", "load_embedding", "load_recommended", "recommended_path"]
+_HOMES = {
+    "Vocab": "embedforge.core.embedding",
+    "WordVectors": "embedforge.core.embedding",
+    "load_embedding": "embedforge.core.embedding",
+    "load_recommended": "embedforge.evaluate.recommended",
+    "recommended_path": "embedforge.evaluate.recommended",
+}
 
 if TYPE_CHECKING:
     from embedforge.core.embedding import Vocab, WordVectors, load_embedding
+    from embedforge.evaluate.recommended import load_recommended, recommended_path
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from embedforge.core import embedding
-
-        return getattr(embedding, name)
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'embedforge' has no attribute {name!r}")
