@@ -44,6 +44,9 @@ run: setup
 queue: setup  # the experiments queued with `dvc exp run --queue` (DVC starts its worker as `dvc` from PATH)
 	$(BIN)/dvc exp run --run-all
 
+exps: setup  # the experiments side by side in 120 columns: the headline numbers and the params that differ
+	PYTHONPATH=src $(BIN)/python tools/exps.py
+
 test: setup
 	$(BIN)/python -m pytest
 
