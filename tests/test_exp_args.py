@@ -100,3 +100,15 @@ def test_top_level_keys_become_arguments_too() -> None:
         "-S",
         "lr=2.0e-05",
     ]
+
+
+def test_the_quick_profile_caps_every_training_and_keeps_every_stage_busy() -> None:
+    import embedforge.finetune.ceiling as ceiling
+
+    p = parse_params(read_yaml(ROOT / "params" / "quick.yaml"))
+    assert 0 < p.prepare.sample_rows <= 600 and 0 < p.finetune.max_steps <= 10
+    assert ceiling.ceiling_sizes(p) == [50] and p.curves.seeds == 1
+    assert ceiling.run_params(p.finetune, p.ceiling, 100, 0).max_steps == p.ceiling.max_steps <= 5
+    assert p.export.word2vec, "export would write nothing"
+    assert p.evaluate.selection_set in p.evaluate.similarity_files  # a matrix is recommended
+    assert set(p.evaluate.similarity_files) <= set(p.extract.extra_words)  # their words are in the matrices
