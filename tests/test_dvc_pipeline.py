@@ -373,9 +373,9 @@ def test_temp_experiments_leave_the_workspace_and_the_way_back_to_head_leaves_st
     project: Path, tmp_path: Path
 ) -> None:
     """`dvc exp run --temp` runs apart and changes nothing here. A plain `dvc exp run` leaves its results in
-    the workspace; `git checkout . && dvc checkout` brings HEAD's files back but not the git-ignored,
-    uncached fingerprints/, so a stage stays stale until `dvc repro fingerprint` rewrites them (the
-    experiments guide's one-liner)."""
+    the workspace; `git checkout .`, `git clean` of the output folders and `dvc checkout` bring HEAD's files
+    back but not the git-ignored, uncached fingerprints/, so a stage stays stale until `dvc repro
+    fingerprint` rewrites them (the experiments guide's one-liner)."""
     repo = tmp_path / "repo"
     shutil.copytree(project, repo, symlinks=True)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
@@ -400,11 +400,14 @@ def test_temp_experiments_leave_the_workspace_and_the_way_back_to_head_leaves_st
     assert snapshot(repo, "fingerprints") != {
         k: v for k, v in at_head.items() if k.startswith("fingerprints/")
     }
+    # the guide's one-liner, step by step: git's files, then the files the experiment added to the
+    # git-tracked output folders (a scatter plot of the new set), then DVC's cached outputs ...
     subprocess.run(["git", "checkout", "-q", "--", "."], cwd=repo, check=True)
+    subprocess.run(["git", "clean", "-fdq", "metrics", "plots", "dvclive"], cwd=repo, check=True)
     dvc(repo, "checkout")
     stale = status(repo)
     assert list(stale) == ["evaluate"]
-    assert {"changed deps": {"fingerprints/evaluate.json": "modified"}} in stale["evaluate"]
-    dvc(repo, "repro", "fingerprint")
+    assert stale["evaluate"] == [{"changed deps": {"fingerprints/evaluate.json": "modified"}}]
+    dvc(repo, "repro", "fingerprint")  # ... and the uncached fingerprints
     assert status(repo) == {}
     assert snapshot(repo, *tracked) == at_head
