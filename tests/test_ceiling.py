@@ -12,6 +12,7 @@ import torch
 
 import embedforge.finetune.ceiling as ceiling
 from embedforge.core.curves import CurvePlan, capped_classes, nested_subsets
+from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import CEILING_READS, CeilingParams, FinetuneParams, Params, parse_params
 from embedforge.core.prepared import PreparedData
 from embedforge.evaluate.curves import CurveRunner
@@ -86,6 +87,17 @@ def test_the_schedule_runs_epochs_but_at_least_min_steps() -> None:
     assert (small.seed, large.seed) == (42, 44) and small.batch_size == 32 and small.grad_accum_steps == 1
     # the finetune stage's optimiser
     assert small.weight_decay == f.weight_decay and small.warmup_ratio == f.warmup_ratio
+
+
+def test_ceiling_max_steps_caps_every_run_and_wins_over_min_steps() -> None:
+    f = FinetuneParams(seed=42)
+    capped = CeilingParams(max_steps=12)  # min_steps 30 and 3 epochs would ask for more
+    assert [ceiling.run_params(f, capped, rows, 0).max_steps for rows in (100, 2000)] == [12, 12]
+    loose = CeilingParams(max_steps=500)
+    assert [ceiling.run_params(f, loose, rows, 0).max_steps for rows in (100, 2000)] == [30, 189]
+    assert parse_params({"ceiling": {"max_steps": 5}}).ceiling.max_steps == 5
+    with pytest.raises(EmbedforgeError, match="ceiling.max_steps"):
+        parse_params({"ceiling": {"max_steps": -1}})
 
 
 def test_a_run_depends_only_on_the_keys_the_fingerprint_tracks() -> None:

@@ -372,3 +372,48 @@ def test_queued_experiments_run_the_code_they_were_queued_with(project: Path, tm
             2 if name == "fast" else 3
         )
     assert set(dvc(repo, "exp", "list", "--name-only").stdout.split()) == {"fast", "longer"}
+
+
+@pytest.mark.slow
+def test_temp_experiments_leave_the_workspace_and_the_way_back_to_head_leaves_status_clean(
+    project: Path, tmp_path: Path
+) -> None:
+    """`dvc exp run --temp` runs apart and changes nothing here. A plain `dvc exp run` leaves its results in
+    the workspace; `git checkout .`, `git clean` of the output folders and `dvc checkout` bring HEAD's files
+    back but not the git-ignored, uncached fingerprints/, so a stage stays stale until `dvc repro
+    fingerprint` rewrites them (the experiments guide's one-liner)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(project, repo, symlinks=True)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "reproduced"], cwd=repo, check=True)
+    tracked = ("params.yaml", "dvc.lock", "metrics", "plots", "fingerprints", "embeddings")
+    at_head = snapshot(repo, *tracked)
+    pairs = Path(
+        yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["evaluate"]["similarity_files"][0]
+    )
+    more = tmp_path / "more_pairs.tsv"
+    more.write_text(
+        "".join(pairs.read_text(encoding="utf-8").splitlines(keepends=True)[::2]), encoding="utf-8"
+    )
+    change = ["-S", f"evaluate.similarity_files=[{pairs},{more}]", "-S", "+evaluate.curve_matrices=[]"]
+
+    dvc(repo, "exp", "run", "--temp", "-n", "apart", *change)
+    assert snapshot(repo, *tracked) == at_head and status(repo) == {}
+    assert "apart" in dvc(repo, "exp", "list", "--name-only").stdout
+
+    dvc(repo, "exp", "run", "-n", "here", *change)  # applied to the workspace
+    assert snapshot(repo, "fingerprints") != {
+        k: v for k, v in at_head.items() if k.startswith("fingerprints/")
+    }
+    # the guide's one-liner, step by step: git's files, then the files the experiment added to the
+    # git-tracked output folders (a scatter plot of the new set), then DVC's cached outputs ...
+    subprocess.run(["git", "checkout", "-q", "--", "."], cwd=repo, check=True)
+    subprocess.run(["git", "clean", "-fdq", "metrics", "plots", "dvclive"], cwd=repo, check=True)
+    dvc(repo, "checkout")
+    stale = status(repo)
+    assert list(stale) == ["evaluate"]
+    assert stale["evaluate"] == [{"changed deps": {"fingerprints/evaluate.json": "modified"}}]
+    dvc(repo, "repro", "fingerprint")  # ... and the uncached fingerprints
+    assert status(repo) == {}
+    assert snapshot(repo, *tracked) == at_head

@@ -7,6 +7,7 @@ import filecmp
 import json
 import os
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -21,10 +22,12 @@ from embedforge.evaluate.outputs import HEADLINE_FILE, headline
 ROOT = Path(__file__).resolve().parents[1]
 DVC = str(Path(sys.prefix) / "bin" / "dvc")
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+EXPS_TOOL = ROOT / "tools" / "exps.py"
+EXPS = runpy.run_path(str(EXPS_TOOL))
 
 
-def run(cwd: Path, *args: str, columns: int = 400) -> str:
-    env = {**os.environ, "COLUMNS": str(columns), "DVC_NO_ANALYTICS": "1"}
+def run(cwd: Path, *args: str, columns: int = 400, env: dict[str, str] | None = None) -> str:
+    env = {**os.environ, "COLUMNS": str(columns), "DVC_NO_ANALYTICS": "1", **(env or {})}
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -41,14 +44,30 @@ def readme_command(prefix: str) -> list[str]:
 def test_dvc_metrics_are_the_compact_set_and_the_detail_plain_outputs() -> None:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     metrics = {next(iter(m)) for s in stages.values() for m in s.get("metrics", [])}
-    assert metrics == {"metrics/prepare.json", "metrics/finetune.json", f"metrics/{HEADLINE_FILE}"}
+    assert metrics == {"metrics/finetune.json", f"metrics/{HEADLINE_FILE}"}
     outs = {next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])}
-    assert {"metrics/similarity.json", "metrics/classification.json", "dvclive/metrics.json"} <= outs
+    detail = {"metrics/similarity.json", "metrics/classification.json", "dvclive/metrics.json"}
+    assert detail | {"metrics/prepare.json"} <= outs  # prepare's counters: dozens of columns, not metrics
+    assert stages["prepare"]["outs"][-1] == {"metrics/prepare.json": {"cache": False, "persist": True}}
     export = stages["export"]  # its own cheap step: nothing of evaluate, extract only through embeddings/
     # prepare (its language: how the model2vec tokenizer segments raw text), the whole section: a key missing
     # from a user's params.yaml would stop DVC, and the prepare stage already requires the section
     assert export["params"] == ["export", "prepare"] and "embeddings" in export["deps"]
     assert not {"models/finetuned", "data/prepared"} & set(export["deps"])
+
+
+def test_make_exps_keeps_the_headline_numbers_and_every_params_column() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^exps: setup.*\n\tPYTHONPATH=src \$\(BIN\)/python tools/exps\.py$", makefile, re.M)
+    dropped = re.compile(EXPS["drop_regex"]())
+    kept = ["Experiment", "similarity", "analogy", "classifier", "probe", "lr", "finetune.epochs"]
+    kept += [f"{section}.x" for section in ("model", "prepare", "curves", "ceiling", "extract", "export")]
+    gone = ["Created", "rev", "best.wordsim240", "cls_finetuned.ca_translated", "recommended.wordsim297"]
+    gone += ["accuracy", "macro_f1", "probe_random", "classifier_accuracy", "data/prepared", "embeddings"]
+    assert [c for c in kept if dropped.search(c)] == []
+    assert [c for c in gone if not dropped.search(c)] == []
+    argv = EXPS["command"](["-A"])
+    assert argv[1:4] == ["exp", "show", "--only-changed"] and argv[-1] == "-A"
 
 
 def _tiny_project(root: Path) -> Path:
@@ -127,8 +146,9 @@ def test_exp_show_of_the_default_and_two_experiments_fits_120_columns(tmp_path: 
     for change in ("lr=2e-5", "extract.pooling=max"):
         run(project, DVC, "exp", "run", "-q", "-S", change)
         run(project, "git", "checkout", "-q", "--", ".")  # back to the default before the next one
-    command = readme_command("dvc exp show --only-changed")
-    table = run(project, DVC, *command[1:], "--no-pager")
+    assert readme_command("make exps") == ["make", "exps"]  # the guide's command, which runs tools/exps.py
+    env_src = {"PYTHONPATH": str(ROOT / "src")}
+    table = run(project, sys.executable, str(EXPS_TOOL), "--no-pager", env=env_src)
     lines = table.rstrip("\n").splitlines()
     assert max(len(line.rstrip()) for line in lines) <= 120, table
     header = lines[1].split()

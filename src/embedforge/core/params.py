@@ -197,6 +197,9 @@ class CeilingParams:
     )
     epochs: float = setting(3.0, help="Passes over each subset ...", gt=0.0)
     min_steps: int = setting(30, help="... but at least this many optimizer steps (small subsets).", min=1)
+    max_steps: int = setting(
+        0, help="... and at most this many (it wins over `min_steps`; a quick run's cap); 0 = no cap.", min=0
+    )
 
 
 # The keys of other sections that the `ceiling` stage reads. DVC cannot track a key that params.yaml leaves

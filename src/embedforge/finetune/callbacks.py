@@ -59,14 +59,19 @@ class LiveLogger(TrainerCallback):
 
 
 class TokenProgress(ProgressCallback):
-    """The stock tqdm bar (steps, it/s, ETA) plus real-token throughput and loss, without printed dicts."""
+    """The stock tqdm bar (steps, it/s, ETA) plus real-token throughput and loss, without printed dicts;
+    `label` is its description (the stage, and for the ceiling which draw of which size)."""
+
+    def __init__(self, label: str = "finetune") -> None:
+        super().__init__()
+        self.label = label
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         super().on_train_begin(args, state, control, **kwargs)
         if self.training_bar is not None:
-            self.training_bar.set_description("finetune")
+            self.training_bar.set_description(self.label)
             self.training_bar.update(state.global_step)  # a resumed run starts part-way
         self.current_step = state.global_step
         self._start = (time.perf_counter(), state.num_input_tokens_seen)

@@ -5,9 +5,10 @@ The subsets are the curves' own draws (`embedforge.core.curves.CurvePlan` with t
 the same train labels), limited to the sizes up to `ceiling.max_size`; each
 run is the `finetune` stage's Trainer (same model head, optimiser, length-grouped batches) with a fixed
 schedule for a small training set: `ceiling.epochs` passes of `ceiling.batch_size`, but at least
-`ceiling.min_steps` steps. No checkpoint is selected (nothing is tuned on validation or test): the model
-after the last step is scored. Run i of a size uses seed `finetune.seed + i`. Writes metrics/ceiling.json,
-which `evaluate` reads into the curve table after checking that its draws are the same (`draws` digests).
+`ceiling.min_steps` steps and, when `ceiling.max_steps` is set, at most that many. No checkpoint is
+selected (nothing is tuned on validation or test): the model after the last step is scored. Run i of a
+size uses seed `finetune.seed + i`. Writes metrics/ceiling.json, which `evaluate` reads into the curve
+table after checking that its draws are the same (`draws` digests).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def run_params(f: FinetuneParams, c: CeilingParams, rows: int, run: int) -> Fine
     """The `finetune` params of one run: its seed, the ceiling's batch size and number of steps; every
     other `finetune` key that could matter is replaced, so a run depends on CEILING_READS alone."""
     steps = max(math.ceil(c.epochs * math.ceil(rows / c.batch_size)), c.min_steps)
+    if c.max_steps:
+        steps = min(steps, c.max_steps)
     return replace(
         f,
         seed=f.seed + run,
@@ -78,8 +81,10 @@ def fine_tune_and_test(
     test: Split,
     p: FinetuneParams,
     lr: float,
+    label: str = "ceiling",
 ) -> dict[str, float]:
-    """One run: a fresh seeded head on the base encoder, `p.max_steps` steps on `train`, scores on `test`."""
+    """One run: a fresh seeded head on the base encoder, `p.max_steps` steps on `train`, scores on `test`
+    (`label`: its progress bar's description)."""
     model = load_model(base_dir, names, p)
     diverged = StopOnNonFinite()
     # nothing is saved; the Trainer wants a folder
@@ -95,7 +100,7 @@ def fine_tune_and_test(
             load_best_model_at_end=False,
             metric_for_best_model=None,
         )
-        trainer = build_trainer(model, tokenizer, args, train, test, [diverged], MEGA_BATCH)
+        trainer = build_trainer(model, tokenizer, args, train, test, [diverged], MEGA_BATCH, label=label)
         trainer.train()
         if diverged.error:
             raise EmbedforgeError(diverged.error.replace("finetune:", "ceiling:", 1))
@@ -120,10 +125,14 @@ def run_ceiling(p: Params, base_dir: Path, prepared: PreparedData) -> dict[str, 
         rows_n = plan.rows()[key]  # every draw of a size has the same rows per class, so the same count
         steps = run_params(p.finetune, p.ceiling, rows_n, 0).max_steps  # a function of the count alone
         runs = []
-        for i, rows in enumerate(plan.runs[key]):
+        draws = plan.runs[key]
+        for i, rows in enumerate(draws):
             run = run_params(p.finetune, p.ceiling, rows_n, i)
             start = time.perf_counter()
-            runs.append(fine_tune_and_test(base_dir, tokenizer, names, subset(train, rows), test, run, p.lr))
+            label = f"ceiling {key}/class, draw {i + 1}/{len(draws)}"
+            runs.append(
+                fine_tune_and_test(base_dir, tokenizer, names, subset(train, rows), test, run, p.lr, label)
+            )
             logger.info(
                 "ceiling %s / class, draw %d: %d rows, %d steps, test macro-F1 %.4f (%.1f s)",
                 key, i, rows_n, steps, runs[-1]["macro_f1"], time.perf_counter() - start,

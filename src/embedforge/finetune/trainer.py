@@ -211,10 +211,11 @@ def build_trainer(
     callbacks: Sequence[TrainerCallback] = (),
     min_mega_batch: int = 1,
     lexical: LexicalObjective | None = None,
+    label: str = "finetune",
 ) -> Trainer:
     """A length-grouped, dynamically padded Trainer with our progress bar (`min_mega_batch`: sort lengths
     within at least this many batches; 1 = transformers' rule, which does not group a small set;
-    `lexical`: the joint lexical loss, None = the task loss alone)."""
+    `lexical`: the joint lexical loss, None = the task loss alone; `label`: the bar's description)."""
     trainer = LengthGroupedTrainer(
         model=model,
         args=args,
@@ -228,5 +229,5 @@ def build_trainer(
     )
     trainer.min_mega_batch = min_mega_batch
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(TokenProgress())
+    trainer.add_callback(TokenProgress(label))
     return trainer
