@@ -229,7 +229,7 @@ def _load_weights(auto: type, folder: Path, **kwargs: object) -> tuple[PreTraine
     """`auto.from_pretrained(folder)` and its loading info; every failure is one line naming the file."""
     try:
         with quiet_load_report():  # the caller checks the loading info
-            return auto.from_pretrained(folder, trust_remote_code=False, output_loading_info=True, **kwargs)
+            return auto.from_pretrained(folder, trust_remote_code=False, output_loading_info=True, **kwargs)  # type: ignore[attr-defined]
     except pickle.UnpicklingError:
         raise EmbedforgeError(
             f"{folder}: .bin weights hold more than tensors; refused (weights_only=True)"

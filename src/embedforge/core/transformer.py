@@ -39,10 +39,10 @@ def classifier_logits(
     device: torch.device = CPU,
 ) -> np.ndarray:
     """float32 logits [texts, labels] for already-tokenized texts, batched by length (less padding)."""
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]
     pad_id = model.config.pad_token_id or 0
     order = np.argsort([len(ids) for ids in input_ids], kind="stable")
-    out = np.zeros((len(input_ids), model.config.num_labels), dtype=np.float32)
+    out = np.zeros((len(input_ids), model.config.num_labels), dtype=np.float32)  # type: ignore[type-var]
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -56,7 +56,7 @@ class TransformerClassifier:
     """Raw text in, class probabilities out: tokenizer and fine-tuned model, as a user would run them."""
 
     def __init__(self, model_dir: str | Path, max_length: int, device: torch.device = CPU) -> None:
-        self.model = load_classifier_model(model_dir).to(device)
+        self.model = load_classifier_model(model_dir).to(device)  # type: ignore[arg-type]
         self.tokenizer = load_tokenizer(model_dir)
         self.max_length = max_length
         self.device = device

@@ -135,7 +135,7 @@ def _unzip(path: Path) -> tuple[bytes, PurePosixPath]:
                 )
             inner = PurePosixPath(members[0].filename)
             with archive.open(members[0]) as stream:
-                data = _read_bounded(stream, f"{path} ({inner})", max(members[0].compress_size, 1))
+                data = _read_bounded(stream, f"{path} ({inner})", max(members[0].compress_size, 1))  # type: ignore[arg-type]
             return data, inner
     except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as err:
         raise EmbedforgeError(f"{path}: cannot read the zip archive ({str(err).splitlines()[0]})") from None
@@ -155,7 +155,7 @@ def read_input(path: Path) -> tuple[bytes, PurePosixPath, str]:
     if magic.startswith(_GZIP_MAGIC):
         try:
             with gzip.open(path, "rb") as stream:
-                data = _read_bounded(stream, str(path), max(path.stat().st_size, 1))
+                data = _read_bounded(stream, str(path), max(path.stat().st_size, 1))  # type: ignore[arg-type]
         except (gzip.BadGzipFile, zlib.error, EOFError) as err:
             raise EmbedforgeError(f"{path}: cannot read the gzip file ({err})") from None
         inner = PurePosixPath(path.name)
@@ -269,7 +269,7 @@ _SHOWN_COLUMNS = 50
 def _columns(names: pd.Index) -> str:
     """The columns a table has, for a message: their names when they look like column names, else only
     how many (the first row of a file that is not a table, /etc/passwd say, must not be echoed)."""
-    names = [str(n) for n in names]
+    names = [str(n) for n in names]  # type: ignore[assignment]
     if names and len(names) <= _SHOWN_COLUMNS and all(_COLUMN_NAME.match(n) for n in names):
         return f"columns are {', '.join(names)}"
     return (

@@ -175,7 +175,7 @@ class _Padded(nn.Module):
             return self.model(torch.cat([ids, tail], 1))
         known = (ids != self.pad).unsqueeze(-1).float()
         mean = (bag.weight[ids] * known).sum(1) / known.sum(1).clamp_min(1.0)
-        return self.model.head(mean)
+        return self.model.head(mean)  # type: ignore[operator]
 
 
 def export_onnx(model: nn.Module, pad: int, path: Path) -> None:

@@ -40,7 +40,7 @@ def build_net(
 def word_table(model: nn.Module) -> nn.Parameter:
     """The word-vector parameter of a consumer (the padded matrix: its last row is the padding row)."""
     if isinstance(model, MeanProbe):
-        return model.bag.weight
+        return model.bag.weight  # type: ignore[return-value]
     inputs = model.inputs
     assert isinstance(inputs, WordInputs)
     return inputs.embedding.weight
