@@ -326,6 +326,51 @@ def test_every_path_param_is_fingerprinted_for_the_stage_that_reads_it(tmp_path:
         assert hashlib.md5(f.read_bytes()).hexdigest() in found
 
 
+def test_a_stage_refuses_to_run_on_a_stale_fingerprint_and_names_the_key(tmp_path: Path) -> None:
+    from embedforge.core.errors import EmbedforgeError
+    from embedforge.core.files import write_json
+    from embedforge.fingerprint import check_current
+
+    data = tmp_path / "reviews.csv"
+    data.write_text("label,review\n1,good\n")
+    params = parse_params({"prepare": {"input": str(data)}})
+    folder = tmp_path / "fingerprints"
+    for stage, found in stage_fingerprints(params).items():
+        write_json(folder / f"{stage}.json", found)
+    check_current("prepare", params, folder, {})  # current: no error
+    data.write_text("label,review\n1,good\n0,bad\n")  # edited after the fingerprint stage ran
+    with pytest.raises(EmbedforgeError) as err:
+        check_current("prepare", params, folder, {})
+    assert str(err.value) == (
+        f"{folder / 'prepare.json'} is out of date (prepare.input changed since the `fingerprint` stage "
+        "ran, which `dvc repro -s prepare` skips); run `dvc repro -s fingerprint prepare` or "
+        "`dvc repro prepare`"
+    )
+    check_current("extract", params, folder, {})  # other stages' inputs did not change
+    check_current("teacher", params, folder, {})  # a stage without a fingerprint file is not checked
+
+
+@pytest.mark.slow
+def test_run_sh_stops_a_stage_whose_fingerprint_is_stale_before_it_writes(project: Path) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    path = Path(params["prepare"]["input"])
+    backup = path.with_name(path.name + ".orig")
+    shutil.copy(path, backup)
+    saved = snapshot(project, "data/prepared", "metrics")
+    try:
+        _edit(path)  # and no fingerprint run: what `dvc repro -s prepare --force` would start from
+        done = subprocess.run(
+            ["sh", "stages/run.sh", "prepare"], cwd=project, env=_env(), capture_output=True, text=True
+        )
+    finally:
+        os.replace(backup, path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: fingerprints/prepare.json is out of date")
+    assert "dvc repro -s fingerprint prepare" in done.stderr
+    assert snapshot(project, "data/prepared", "metrics") == saved
+    assert status(project) == {}
+
+
 @pytest.mark.slow
 def test_queued_experiments_run_the_code_they_were_queued_with(project: Path, tmp_path: Path) -> None:
     """`dvc exp run --queue` then `--run-all`: each experiment runs in .dvc/tmp/exps/ with the src/ of its

@@ -219,3 +219,136 @@ def test_a_symlinked_output_folder_is_replaced_behind_the_link(tmp_path):
     assert (project / "embeddings").is_symlink()
     assert sorted(p.name for p in (project / "embeddings").iterdir()) == ["new.txt"]
     assert sorted(p.name for p in elsewhere.parent.iterdir()) == ["embeddings"]
+
+
+# -- a stage's outputs are replaced as a set ---------------------------------------------------------
+
+
+def _old_outputs(root):
+    (root / "metrics").mkdir()
+    (root / "metrics" / "headline.json").write_text('{"run": "old"}\n')
+    (root / "plots").mkdir()
+    (root / "plots" / "old.png").write_text("old")
+
+
+def _write_new_outputs(root):
+    io.write_json(root / "metrics" / "headline.json", {"run": "new"})
+    with atomic_path(root / "plots", is_dir=True) as tmp:
+        io.write_json(tmp / "inside.json", {"nested": True})  # nested in an open temporary: at once
+        (tmp / "new.png").write_text("new")
+
+
+def test_an_output_set_replaces_nothing_until_it_ends_then_everything(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _old_outputs(tmp_path)
+    with io.output_set("evaluate"):
+        _write_new_outputs(tmp_path)
+        # the paths still hold the last run's outputs; the stage itself reads what it has written
+        assert (tmp_path / "metrics" / "headline.json").read_text() == '{"run": "old"}\n'
+        assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["old.png"]
+        assert io.read_json(tmp_path / "metrics" / "headline.json") == {"run": "new"}
+        assert io.read_json(tmp_path / "plots" / "inside.json") == {"nested": True}
+    assert io.read_json(tmp_path / "metrics" / "headline.json") == {"run": "new"}
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["inside.json", "new.png"]
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["headline.json"]  # no temporary
+    assert not list((tmp_path / io.JOURNAL_DIR).glob("*"))
+
+
+def test_an_error_in_an_output_set_keeps_every_old_output_and_no_temporary(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _old_outputs(tmp_path)
+    with pytest.raises(RuntimeError), io.output_set("evaluate"):
+        _write_new_outputs(tmp_path)
+        raise RuntimeError("the report failed to render")
+    assert (tmp_path / "metrics" / "headline.json").read_text() == '{"run": "old"}\n'
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["old.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics", "plots"]
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["headline.json"]
+
+
+def test_a_failing_stage_replaces_none_of_its_outputs(tmp_path):
+    import subprocess
+    import sys
+
+    _old_outputs(tmp_path)
+    script = tmp_path / "stage.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from embedforge.core.errors import EmbedforgeError\n"
+        "from embedforge.core.files import write_json\n"
+        "from embedforge.core.stage import run_stage\n"
+        "def main():\n"
+        "    write_json(Path('metrics/headline.json'), {'run': 'new'})\n"
+        "    raise EmbedforgeError('plots: cannot draw')\n"
+        "run_stage(main)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.strip() == "error: plots: cannot draw"
+    assert (tmp_path / "metrics" / "headline.json").read_text() == '{"run": "old"}\n'
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["headline.json"]
+
+
+def test_a_kill_while_publishing_a_set_is_rolled_forward_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    _old_outputs(tmp_path)
+    # os.replace calls while publishing: the journal, headline.json, then the plots folder's first
+    # rename (old folder aside); the process dies there, as under SIGKILL (os._exit runs no cleanup)
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from embedforge.core import files as io\n"
+        "sys.path.insert(0, '.')\n"
+        "from test_helper import write\n"
+        "real, calls = os.replace, []\n"
+        "def dying(src, dst):\n"
+        "    calls.append(dst)\n"
+        "    if len(calls) == 4:\n"
+        "        os._exit(9)\n"
+        "    real(src, dst)\n"
+        "io.os.replace = dying\n"
+        "with io.output_set('evaluate'):\n"
+        "    write(Path('.').resolve())\n"
+    )
+    (tmp_path / "test_helper.py").write_text(
+        "from embedforge.core import files as io\n"
+        "from embedforge.core.files import atomic_path\n"
+        "def write(root):\n"
+        "    io.write_json(root / 'metrics' / 'headline.json', {'run': 'new'})\n"
+        "    with atomic_path(root / 'plots', is_dir=True) as tmp:\n"
+        "        (tmp / 'new.png').write_text('new')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 9, done.stderr
+    assert io.read_json(tmp_path / "metrics" / "headline.json") == {"run": "new"}
+    assert not (tmp_path / "plots").exists()  # the mix a reader would see, and what the journal mends
+    assert len(list((tmp_path / io.JOURNAL_DIR).glob("evaluate.*.json"))) == 1
+    journals = io.finish_interrupted_publishes(tmp_path / io.JOURNAL_DIR)
+    assert len(journals) == 1 and not journals[0].exists()
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["new.png"]
+    assert io.read_json(tmp_path / "metrics" / "headline.json") == {"run": "new"}
+    leftovers = [p.name for p in tmp_path.rglob("*.tmp")]
+    assert leftovers == []
+
+
+def test_a_killed_set_before_its_journal_leaves_the_old_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _old_outputs(tmp_path)
+    monkeypatch.setattr(io.shutil, "rmtree", lambda *a, **k: None)  # a killed run cleans nothing up
+    with pytest.raises(KeyboardInterrupt), io.output_set("evaluate"):
+        _write_new_outputs(tmp_path)
+        raise KeyboardInterrupt  # stands in for SIGKILL before the end of the stage
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert (tmp_path / "metrics" / "headline.json").read_text() == '{"run": "old"}\n'
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["old.png"]
+    assert io.finish_interrupted_publishes() == []  # no journal: nothing to roll forward
+
+
+def test_now_publishes_a_checkpoint_inside_a_set_at_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with io.output_set("extract"):
+        with atomic_path(tmp_path / "pass-10", is_dir=True, now=True) as tmp:
+            (tmp / "state").write_text("10")
+        assert (tmp_path / "pass-10" / "state").read_text() == "10"

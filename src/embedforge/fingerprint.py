@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import file_md5, path_fingerprint
 from embedforge.core.params import CEILING_READS, LEXICAL_READS, Params, lexical_exclude_files
 
@@ -118,3 +119,35 @@ def load_cache(path: Path) -> dict[str, Any]:
 def prune_cache(cache: dict[str, Any]) -> dict[str, Any]:
     """Drop entries of files that no longer exist, so the cache does not grow without bound."""
     return {k: v for k, v in cache.items() if os.path.exists(k)}
+
+
+def _changed(recorded: Any, current: Any) -> list[str]:
+    """The top-level keys whose fingerprint differs between the recorded and the current one."""
+    if not (isinstance(recorded, dict) and isinstance(current, dict)):
+        return [] if recorded == current else ["source"]
+    return [k for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)]
+
+
+def check_current(stage: str, params: Params, folder: Path, cache: dict[str, Any]) -> None:
+    """Refuse to run `stage` when its fingerprint file no longer describes what it would read.
+
+    `dvc repro -s <stage>` runs that stage alone, without the `fingerprint` stage: DVC then compares
+    the stage against a fingerprint written before the user edited an input. Run from `stages/run.sh`,
+    this makes a stage that does start with a stale fingerprint stop, so `dvc.lock` never records
+    outputs of one input under the fingerprint of another.
+    """
+    recorded_path = folder / f"{stage}.json"
+    try:
+        recorded = json.loads(recorded_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return  # run by hand, outside DVC: there is nothing to disagree with
+    except (OSError, ValueError):
+        recorded = None
+    # through JSON, as the file was written: tuples become lists
+    current = json.loads(json.dumps(stage_fingerprints(params, cache).get(stage)))
+    if changed := _changed(recorded, current):
+        keys = ", ".join(f"{stage}.{k}" for k in changed)
+        raise EmbedforgeError(
+            f"{recorded_path} is out of date ({keys} changed since the `fingerprint` stage ran, which "
+            f"`dvc repro -s {stage}` skips); run `dvc repro -s fingerprint {stage}` or `dvc repro {stage}`"
+        )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.files import read_json
+from embedforge.core.files import read_json, staged
 
 # metrics/: the JSON documents (written from the results) and the Markdown rendered from them
 SIMILARITY_FILE = "similarity.json"  # <matrix>.<benchmark>.{spearman,pearson,coverage} or {accuracy,coverage}
@@ -181,4 +181,4 @@ def read_docs(metrics_dir: str | Path, *files: str) -> list[MetricsDoc]:
 def read_optional(metrics_dir: str | Path, file: str) -> MetricsDoc | None:
     """A metrics document another stage writes (the student's), or None when the run has none."""
     path = Path(metrics_dir) / file
-    return MetricsDoc.read(path) if path.is_file() else None
+    return MetricsDoc.read(path) if staged(path).is_file() else None

@@ -112,7 +112,7 @@ def save_state(run_dir: Path, acc: Accumulator, taken: list[int], windows: int, 
             return
     target = run_dir / f"{PREFIX}{windows}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target, is_dir=True) as tmp:
+    with atomic_path(target, is_dir=True, now=True) as tmp:  # a checkpoint must outlive a kill
         tensors = {"sums": acc.sums, "counts": acc.counts, "taken": torch.as_tensor(taken, dtype=torch.long)}
         save_file(tensors, str(tmp / STATE))
         (tmp / COMPLETE).write_text(f"{windows}\n", encoding="utf-8")

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.files import atomic_path, read_json, write_json, write_text
+from embedforge.core.files import atomic_path, read_json, staged, write_json, write_text
 from embedforge.core.text import normalize_text, segment_text
 from embedforge.nets.data import to_probe_data
 from embedforge.nets.models import CNN_WIDTHS, PREDICT_BATCH, NetConfig
@@ -125,7 +125,7 @@ class Classifier:
 
     @classmethod
     def load(cls, folder: str | Path) -> Classifier:
-        folder = Path(folder)
+        folder = staged(folder)  # the stage times the folder it has just written, before publishing it
         if not (folder / CONFIG).is_file():
             raise EmbedforgeError(f"{folder}: not a student folder (no {CONFIG})")
         config = StudentConfig.read(folder / CONFIG)

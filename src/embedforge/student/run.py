@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from embedforge.core.catalog import Catalog, matching
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.files import file_md5
+from embedforge.core.files import file_md5, staged
 from embedforge.core.metrics import ACCURACY, MACRO_F1, classification_metrics
 from embedforge.core.params import Params
 from embedforge.core.prepared import PreparedData
@@ -118,7 +118,7 @@ def side_by_side(
     ):
         predicted = model.predict_proba(texts).argmax(-1)
         result = classification_metrics(labels, predicted, names)
-        row = speed.measure(model.predict_proba, timed, load_s, speed.folder_bytes(folder, skip))
+        row = speed.measure(model.predict_proba, timed, load_s, speed.folder_bytes(staged(folder), skip))
         out[key] = {ACCURACY: result[ACCURACY], MACRO_F1: result[MACRO_F1], **row}
     out["student"]["coverage"] = student.coverage(texts)
     out["speedup"] = out["student"]["texts_per_s"] / out["transformer"]["texts_per_s"]

@@ -23,7 +23,7 @@ from matplotlib import font_manager  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from embedforge.core.catalog import MatrixRecord  # noqa: E402
-from embedforge.core.files import atomic_path  # noqa: E402
+from embedforge.core.files import atomic_path, staged  # noqa: E402
 from embedforge.core.metrics import ACCURACY, MACRO_F1  # noqa: E402
 from embedforge.evaluate.files import (  # noqa: E402
     CLASSIFICATION_FILE,
@@ -287,7 +287,7 @@ def render_plots(
     with atomic_path(plots_dir / PNG_DIR, is_dir=True) as tmp:
         if len(curves):
             curves_png(curves, tmp / CURVES_PNG)
-        for csv in sorted((plots_dir / SCATTER_DIR).glob("*.csv")):
+        for csv in sorted(staged(plots_dir / SCATTER_DIR).glob("*.csv")):
             bench = csv.stem
             rho = {
                 m: similarity.number(m, bench, "spearman")
