@@ -364,6 +364,17 @@ class ExportParams:
         [],
         help="Matrices to write for the TensorBoard projector: exports/projector/<name>.tsv and .meta.tsv.",
     )
+    pca_dims: int | None = setting(
+        None,
+        help="Reduce every exported matrix to this many dimensions by PCA fitted on the matrix itself "
+        "(model2vec's `pca_dims`); null keeps them all.",
+        min=1,
+    )
+    quantize_to: Literal["float32", "float16", "int8"] = setting(
+        "float32",
+        help="How the model2vec export stores its matrix (model2vec's `quantize_to`): int8 keeps one scale "
+        "for the whole matrix, so cosines and unit-length sentence vectors are unchanged by it.",
+    )
 
 
 Consumer = Literal["mean", "cnn", "bilstm"]  # the small models on a word matrix (evaluate.consumers)

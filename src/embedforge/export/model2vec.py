@@ -1,8 +1,9 @@
 """A matrix as a model2vec static model folder: a fast sentence encoder (the mean of its words' vectors).
 
 The files `model2vec.StaticModel.from_pretrained` (0.10) loads, as its own `save_pretrained` writes them:
-  model.safetensors  tensor `embeddings` [T, d] float32: the matrix's rows, then zero rows for the tokenizer's
-                     other entries (the CJK characters added for matching, then [UNK])
+  model.safetensors  tensor `embeddings` [T, d] (float32, or float16 / int8 as `storage` asks): the matrix's
+                     rows, then zero rows for the tokenizer's other entries (the CJK characters added for
+                     matching, then [UNK]); int8 is the matrix over one scale (cosines unchanged)
   tokenizer.json     embedforge's word segmenter over the matrix's words (core/segmenter.py): NFKC, lower
                      case when the words are, then forward maximum matching inside `tokenizers`, so raw
                      Chinese works as it is ("这家外卖很好吃" -> 这家 / 外卖 / 很 / 好吃), pre-segmented too
@@ -27,6 +28,7 @@ from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, write_text
 from embedforge.core.segmenter import WordSegmenter
+from embedforge.export.compress import Storage, quantize
 
 
 def word_segmenter(words: list[str], language: str, where: str = "model2vec export") -> WordSegmenter:
@@ -51,16 +53,21 @@ def _json(obj: object) -> str:
 
 
 def write_model2vec(
-    wv: WordVectors, folder: str | Path, normalize: bool = True, language: str = "zh"
+    wv: WordVectors,
+    folder: str | Path,
+    normalize: bool = True,
+    language: str = "zh",
+    storage: Storage = "float32",
 ) -> Path:
     """Write `wv` as a model2vec folder (each file atomically); `normalize`: unit-length sentence vectors.
 
-    `language` chooses the segmenter's rules (zh: forward maximum matching; en: whole words).
+    `language` chooses the segmenter's rules (zh: forward maximum matching; en: whole words); `storage`
+    the matrix's dtype (model2vec's `quantize_to`).
     """
     folder = Path(folder)
     segmenter = word_segmenter(wv.words, language, f"model2vec export of {folder.name}")
     extra = segmenter.tokenizer.get_vocab_size() - len(wv.words)  # matching characters and [UNK]
-    weight = torch.cat([wv.weight, torch.zeros(extra, wv.dim)])
+    weight, _ = quantize(torch.cat([wv.weight, torch.zeros(extra, wv.dim)]), storage)
     with atomic_path(folder / "model.safetensors") as tmp:
         save_file({"embeddings": weight.contiguous()}, str(tmp))
     segmenter.save(folder / "tokenizer.json")
@@ -73,7 +80,7 @@ def write_model2vec(
         "hidden_dim": wv.dim,
         "seq_length": 1000000,  # no sequence-length limit: a bag of words
         "normalize": normalize,
-        "embedding_dtype": "float32",
+        "embedding_dtype": storage,
         "embedforge_words": len(wv.words),  # ids below this have a row of the matrix; unknown_texts reads it
         "embedforge_language": language,
     }

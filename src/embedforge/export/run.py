@@ -10,6 +10,7 @@ from embedforge.core.catalog import Catalog, matching
 from embedforge.core.embedding import WordVectors
 from embedforge.core.files import write_text
 from embedforge.core.params import ExportParams
+from embedforge.export.compress import pca
 from embedforge.export.model2vec import write_model2vec
 from embedforge.export.projector import CONFIG_FILE, write_projector
 
@@ -36,12 +37,15 @@ def files(fmt: str, name: str) -> str:
     }[fmt]
 
 
-def readme(chosen: dict[str, list[str]]) -> str:
+def readme(chosen: dict[str, list[str]], params: ExportParams) -> str:
     """exports/README.md: what is here and where it came from, or how to ask for exports."""
     head = (
         "# exports/\n\nWritten by the `export` stage from `embeddings/`, as params.yaml's `export:` asks.\n\n"
     )
     lines = [f"- {files(fmt, n)} ({fmt})" for fmt in FORMATS for n in chosen[fmt]]
+    if lines and (params.pca_dims or params.quantize_to != "float32"):
+        dims = f"PCA to {params.pca_dims} dimensions" if params.pca_dims else "every dimension"
+        lines.append(f"- compression: {dims}; model2vec matrices stored as {params.quantize_to}")
     if chosen["projector"]:
         lines.append(f"- projector/{CONFIG_FILE}: open with `tensorboard --logdir exports/projector`")
     if not lines:
@@ -61,17 +65,17 @@ def run_export(
     out.mkdir(parents=True, exist_ok=True)
     projected: dict[str, WordVectors] = {}
     for name in dict.fromkeys(n for names in chosen.values() for n in names):
-        wv = catalog.load(name)  # once per matrix, whatever the number of formats
+        wv = pca(catalog.load(name), params.pca_dims)  # once per matrix, whatever the number of formats
         if name in chosen["word2vec"]:
             wv.save_word2vec(out / files("word2vec", name))
         if name in chosen["word2vec_binary"]:
             wv.save_word2vec(out / files("word2vec_binary", name), binary=True)
         if name in chosen["model2vec"]:
-            write_model2vec(wv, out / files("model2vec", name), language=language)
+            write_model2vec(wv, out / files("model2vec", name), language=language, storage=params.quantize_to)
         if name in chosen["projector"]:
             projected[name] = wv
         log.info("exported %s", name)
     if projected:
         write_projector(projected, out / "projector")
-    write_text(out / README, readme(chosen))
+    write_text(out / README, readme(chosen, params))
     return chosen
