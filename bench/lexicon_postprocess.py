@@ -120,6 +120,7 @@ def main() -> None:
         "lexicon": args.lexicon,
         "related": args.related,
         "selection": dev_key,
+        "grids": grids,
         "matrices": {},
     }
     for name in names:
@@ -168,8 +169,14 @@ def render(report: dict[str, Any], sets: dict, analogies: dict, selection: str, 
         f"CPU: {report['cpu']}, {report['torch_threads']} torch threads. Lexicon `{report['lexicon']}`"
         f"{' (= and # groups)' if report['related'] else ' (= groups)'}, without every pair of the benchmark "
         f"files. Each method's setting is the one with the highest Spearman on `{selection}:{DEV}` (the "
-        "selection rule's half); every other column is held out. Spearman; the analogy column is 3CosAdd "
-        "accuracy.",
+        "selection rule's half); every other column is held out (the whole multisimlex_zh only partly). "
+        "Spearman; the analogy column is 3CosAdd accuracy.",
+        "",
+        "Grids: "
+        + "; ".join(
+            f"{m}: " + " x ".join(f"{k} {v}" for k, v in g.items()) for m, g in report["grids"].items()
+        )
+        + ". No randomness: the same input gives the same matrix.",
         "",
     ]
     for name, m in report["matrices"].items():

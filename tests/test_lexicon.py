@@ -25,6 +25,7 @@ from embedforge.core.params import ExtractParams, parse_params
 from embedforge.core.prepared import PreparedData
 from embedforge.extract import run as extract_run
 from embedforge.extract import run_extract
+from embedforge.extract.postprocess import describe, postprocess
 from embedforge.extract.retrofit import counterfit, retrofit
 from embedforge.fingerprint import stage_fingerprints
 
@@ -269,3 +270,17 @@ def test_the_lexicon_is_fingerprinted_only_when_set(tmp_path: Path) -> None:
     assert stage_fingerprints(on)["extract"]["lexicon"] != first
     moved = replace(on, evaluate=replace(on.evaluate, similarity_files=[str(lexfile)]))
     assert stage_fingerprints(moved)["extract"]["lexicon"]["exclude"] != first["exclude"]
+
+
+def test_the_lexicon_step_comes_after_centering_and_before_normalising(matrix: torch.Tensor) -> None:
+    seen = []
+
+    def constrain(w: torch.Tensor) -> torch.Tensor:
+        seen.append(w.clone())
+        return w * 2.0
+
+    out = postprocess(matrix + 5.0, center=True, remove_top_pcs=0, normalize=True, constrain=constrain)
+    torch.testing.assert_close(seen[0].mean(0), torch.zeros(16), atol=1e-5, rtol=0)  # centred first
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(40))  # then normalised
+    assert describe(True, 0, True, "retrofit") == "center+retrofit+l2"
+    assert describe(False, 0, False, "counterfit") == "counterfit"

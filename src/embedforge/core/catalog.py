@@ -3,6 +3,7 @@
 Layout: one `WordVectors` pair per matrix (`<name>.safetensors` + `<name>.vocab.parquet`, see
 `embedforge.core.embedding`), optional exports beside it, and `index.json`:
   {"matrices": [MatrixRecord, ...], "layer_convention": LAYER_CONVENTION, "vocab_size": V}
+plus `"lexicon"` (the counts of `core.lexicon.Constraints.summary`) when `extract.lexicon` was applied.
 
 Matrix names are built here (`matrix_name`, `vectors_name`) and never parsed back: a reader that needs a
 matrix's strategy, source or layer reads its `MatrixRecord`.
