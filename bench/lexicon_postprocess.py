@@ -40,12 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "bench" / "README.md"
 SECTION = "## Lexicon post-processing"
-RETROFIT_GRID = {"iterations": [1, 2, 3, 5, 10], "alpha": [0.5, 1.0, 2.0, 4.0]}
+RETROFIT_GRID = {"iterations": [1, 2, 3, 5, 10, 20], "alpha": [0.5, 1.0, 2.0, 4.0]}
 COUNTERFIT_GRID = {
-    "iterations": [10, 30],
-    "lr": [0.0005, 0.001, 0.002],
+    "iterations": [5, 10, 30],
+    "lr": [0.0005, 0.001, 0.002, 0.004],
     "preserve": [1.0, 4.0],
-    "syn_margin": [0.0, 0.3],
+    "syn_margin": [0.0],
 }
 QUICK = {"retrofit": {"iterations": [10], "alpha": [1.0]}, "counterfit": {"iterations": [20], "lr": [0.001]}}
 
