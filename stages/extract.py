@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from embedforge.core.files import atomic_path
-from embedforge.core.params import load_params
+from embedforge.core.params import lexical_exclude_files, load_params
 from embedforge.core.prepared import PreparedData
 from embedforge.core.stage import run_stage
 from embedforge.extract import run_extract
@@ -28,6 +28,8 @@ def main() -> None:
         "device": params.device,
         "language": everything.prepare.language,
         "checkpoint_root": CHECKPOINTS,
+        # extract.lexicon: no pair of a benchmark file is ever a constraint
+        "benchmarks": lexical_exclude_files(everything),
     }
     if not current_shard().main:  # under torchrun, rank 0 alone writes
         run_extract(params, prepared=PREPARED, model_dirs=MODELS, out_dir=OUT, **options)

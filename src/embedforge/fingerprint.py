@@ -21,6 +21,7 @@ from typing import Any
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import file_md5, path_fingerprint
+from embedforge.core.lexicon import DIST_PREFIX, distribution_file
 from embedforge.core.params import CEILING_READS, LEXICAL_READS, Params, lexical_exclude_files
 
 log = logging.getLogger(__name__)
@@ -61,20 +62,23 @@ def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> d
     def each(paths: list[str]) -> list[dict[str, Any] | None]:
         return [path_fingerprint(x, cache) for x in paths]
 
+    extract: dict[str, Any] = {
+        "vector_files": each(params.extract.vector_files),
+        "extra_words": each(params.extract.extra_words),
+        "corpus": corpus_fingerprint(params.extract.corpus, cache),
+        # resolved from prepare.language when params.yaml says `auto`; DVC sees only the word `auto`
+        "template": params.extract.template,
+        "extra_templates": params.extract.extra_templates,
+    }
+    if params.extract.lexicon is not None:  # absent while off: the default run's extract stays put
+        extract["lexicon"] = lexicon_fingerprint(params, cache)
     return {
         "model": source_fingerprint(params.model.source, cache),
         "prepare": {
             key: path_fingerprint(getattr(p, key), cache)
             for key in ("input", "train_file", "validation_file", "test_file")
         },
-        "extract": {
-            "vector_files": each(params.extract.vector_files),
-            "extra_words": each(params.extract.extra_words),
-            "corpus": corpus_fingerprint(params.extract.corpus, cache),
-            # resolved from prepare.language when params.yaml says `auto`; DVC sees only the word `auto`
-            "template": params.extract.template,
-            "extra_templates": params.extract.extra_templates,
-        },
+        "extract": extract,
         "evaluate": {
             "similarity_files": each(params.evaluate.similarity_files),
             "analogy_files": each(params.evaluate.analogy_files),
@@ -87,6 +91,26 @@ def stage_fingerprints(params: Params, cache: dict[str, Any] | None = None) -> d
             for section, keys in CEILING_READS.items()
         },
     }
+
+
+def lexicon_fingerprint(params: Params, cache: dict[str, Any]) -> dict[str, Any]:
+    """extract.lexicon: its file (a `dist:` file with its distribution's version too), and the benchmark
+    files whose pairs are removed from it (evaluate's among them, which `extract` then reads)."""
+    spec = params.extract.lexicon
+    assert spec is not None
+    out: dict[str, Any] = {"source": spec}
+    if spec.startswith(DIST_PREFIX):
+        try:
+            name, path = distribution_file(spec)
+        except EmbedforgeError:
+            out["missing"] = True  # the stage reports it
+        else:
+            out["distribution"] = {name: importlib.metadata.version(name)}
+            out["file"] = {"md5": file_md5(path, cache)}
+    else:
+        out["file"] = path_fingerprint(spec, cache)
+    out["exclude"] = [path_fingerprint(f, cache) for f in lexical_exclude_files(params)]
+    return out
 
 
 def lexical_fingerprint(params: Params, cache: dict[str, Any]) -> dict[str, Any] | None:

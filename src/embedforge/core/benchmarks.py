@@ -145,3 +145,27 @@ def benchmark_words(path: str | Path, lowercase: bool = False) -> list[str]:
     if first.startswith(":") or len(first.split()) == 4:
         return [w for q in read_analogies(path, lowercase) for w in (q.a, q.b, q.c, q.d)]
     return read_word_list(path, lowercase)
+
+
+def benchmark_pairs(path: str | Path, lowercase: bool = False) -> set[tuple[str, str]]:
+    """The word pairs a benchmark file scores, each as a sorted (a, b) with a != b, so one entry stands
+    for both orders: a similarity file's pairs; an analogy question's six pairs of its four words; a word
+    list has none."""
+    path = Path(path)
+    lines = _lines(path)
+    first = lines[0][1] if lines else ""
+    groups: list[tuple[str, ...]]
+    if "\t" in first:
+        groups = [(p.word1, p.word2) for p in read_pairs(path, lowercase)]
+    elif first.startswith(":") or len(first.split()) == 4:
+        groups = [(q.a, q.b, q.c, q.d) for q in read_analogies(path, lowercase)]
+    else:
+        read_word_list(path, lowercase)  # validated like every benchmark file; it scores no pair
+        return set()
+    return {
+        (min(a, b), max(a, b))
+        for words in groups
+        for i, a in enumerate(words)
+        for b in words[i + 1 :]
+        if a != b
+    }

@@ -3,6 +3,7 @@
 Layout: one `WordVectors` pair per matrix (`<name>.safetensors` + `<name>.vocab.parquet`, see
 `embedforge.core.embedding`), optional exports beside it, and `index.json`:
   {"matrices": [MatrixRecord, ...], "layer_convention": LAYER_CONVENTION, "vocab_size": V}
+plus `"lexicon"` (the counts of `core.lexicon.Constraints.summary`) when `extract.lexicon` was applied.
 
 Matrix names are built here (`matrix_name`, `vectors_name`) and never parsed back: a reader that needs a
 matrix's strategy, source or layer reads its `MatrixRecord`.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
@@ -160,13 +162,16 @@ class Catalog:
             raise EmbedforgeError(f"{self.index_path}: matrix names repeat; expected distinct names")
         return records
 
-    def write_index(self, records: Sequence[MatrixRecord], vocab_size: int) -> None:
-        """Write index.json (last, after every matrix file)."""
-        write_json(
-            self.index_path,
-            {
-                "matrices": [r.to_dict() for r in records],
-                "layer_convention": LAYER_CONVENTION,
-                "vocab_size": vocab_size,
-            },
-        )
+    def write_index(
+        self, records: Sequence[MatrixRecord], vocab_size: int, lexicon: dict[str, Any] | None = None
+    ) -> None:
+        """Write index.json (last, after every matrix file); `lexicon`: the counts of extract.lexicon's
+        constraints, when one was applied."""
+        index: dict[str, Any] = {
+            "matrices": [r.to_dict() for r in records],
+            "layer_convention": LAYER_CONVENTION,
+            "vocab_size": vocab_size,
+        }
+        if lexicon is not None:
+            index["lexicon"] = lexicon
+        write_json(self.index_path, index)

