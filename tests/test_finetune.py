@@ -143,7 +143,7 @@ def test_learning_rate_warms_up_then_decays(reference: Path) -> None:
     for step, lr in logged.items():
         k = step - 1
         assert lr == pytest.approx(1e-3 * min(k / warmup, (total - k) / (total - warmup))), step
-    assert sorted(logged) == [4, 8, 12, 16, 20]
+    assert sorted(logged) == list(range(1, total + 1))  # a 21-step run logs every step (about 30 points)
 
 
 def test_stage_same_seed_same_bytes_and_progress_bar(
