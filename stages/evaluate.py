@@ -6,6 +6,7 @@ from embedforge.core.catalog import Catalog
 from embedforge.core.metrics import ACCURACY
 from embedforge.core.params import load_params
 from embedforge.core.prepared import PreparedData
+from embedforge.core.recommended import publish_recommended
 from embedforge.core.stage import run_stage
 from embedforge.evaluate import evaluate_all, render, write_results
 from embedforge.evaluate.files import CEILING_FILE, MetricsDoc
@@ -27,6 +28,7 @@ def main() -> None:
     ceiling = MetricsDoc.read(CEILING) if CEILING.is_file() else None
     results = evaluate_all(params, CATALOG, FINETUNED, PREPARED, ceiling, everything.curves)
     write_results(results, METRICS, PLOTS)  # the data first: metrics/*.json, plot tables
+    publish_recommended()  # recommended/matrix.*: the pick's files under a name that never changes
     # then what is rendered from those files; training curves only when finetune left its DVCLive folder
     render(METRICS, PLOTS, CATALOG.records(), DVCLIVE if DVCLIVE.is_dir() else None, targets)
     print(

@@ -7,6 +7,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -166,9 +167,14 @@ def test_readable_files_and_plot_data(written: dict) -> None:
     scatter = pd.read_csv(written["plots"] / "scatter" / "chars.csv")
     assert list(scatter.columns) == ["matrix", "word1", "word2", "human", "cosine"]
     assert list(dict.fromkeys(scatter["matrix"])) == NAMES
-    layers = pd.read_csv(written["plots"] / "spearman_by_layer.csv")
-    assert sorted(set(layers["layer"])) == [1, 2]  # cls_base has no layer, so it is not on this plot
-    assert set(layers["series"]) == {"decontext / base"}  # from the records, not from the names
+    spearman = pd.read_csv(written["plots"] / "spearman.csv")
+    assert list(dict.fromkeys(spearman["matrix"])) == NAMES  # every matrix, in the index's order
+    per_bench = spearman.groupby("benchmark")["matrix"].nunique()
+    assert (per_bench == len(NAMES)).all() and len(per_bench) >= 1  # > 2 points on every panel
+    layered = spearman[spearman["layer"].notna()]
+    assert sorted(set(layered["layer"])) == [1, 2]  # cls_base has no layer, so it is on no by-layer line
+    assert set(layered["series"]) == {"decontext / base"}  # from the records, not from the names
+    assert spearman.loc[spearman["matrix"] == "cls_base", "layers"].isna().all()
     confusion = pd.read_csv(written["plots"] / "confusion.csv")
     labels = written["results"].classifier.labels
     assert list(confusion.columns) == ["actual", "predicted"] and set(confusion["actual"].astype(str)) <= set(
@@ -181,6 +187,7 @@ def test_readable_files_and_plot_data(written: dict) -> None:
         "probe.png",
         "scatter_chars.png",
         "scatter_none.png",
+        "spearman.png",
         "spearman_by_layer.png",
     ]
     assert all((written["plots"] / "png" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
@@ -213,6 +220,55 @@ def test_training_curves_png_from_dvclive(inputs: dict, written: dict, tmp_path:
     shutil.copytree(written["plots"] / "scatter", tmp_path / "plots" / "scatter")
     render(written["metrics"], tmp_path / "plots", inputs["catalog"].records(), tmp_path / "dvclive")
     assert (tmp_path / "plots" / "png" / "training.png").is_file()
+
+
+def test_every_png_text_is_legible_and_chinese_comes_from_the_bundled_font(
+    inputs: dict, written: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each figure, as it is saved: no text under plots.MIN_POINTS (8 pt = 11 px at plots.DPI), legends
+    at 9 pt or more; a CJK label resolves to the bundled font and draws without a missing glyph."""
+    import warnings
+
+    import matplotlib.text
+    from matplotlib import font_manager
+    from matplotlib.legend import Legend
+
+    from embedforge.evaluate.render import plots
+
+    saved: dict[str, list[tuple[str, float, bool]]] = {}
+    save = plots._save
+
+    def record(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
+        fig.canvas.draw()
+        legends = {id(t) for leg in fig.findobj(Legend) for t in leg.get_texts()}
+        saved[path.name] = [
+            (t.get_text(), t.get_fontsize(), id(t) in legends)
+            for t in fig.findobj(matplotlib.text.Text)
+            if t.get_text().strip() and t.get_visible()
+        ]
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", record)
+    live = tmp_path / "dvclive" / "plots" / "metrics" / "train"
+    live.mkdir(parents=True)
+    (live / "loss.tsv").write_text("timestamp\tstep\tloss\n1\t1\t0.7\n2\t2\t0.5\n", encoding="utf-8")
+    shutil.copytree(written["plots"] / "scatter", tmp_path / "plots" / "scatter")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)"
+        render(written["metrics"], tmp_path / "plots", inputs["catalog"].records(), tmp_path / "dvclive")
+        plots.confusion_png(np.array([[3, 1], [0, 4]]), ["好评", "差评"], tmp_path / "cjk.png")
+    assert {"spearman.png", "spearman_by_layer.png", "training.png", "confusion.png", "cjk.png"} <= set(saved)
+    for name, texts in saved.items():
+        for text, size, legend in texts:
+            assert size >= plots.MIN_POINTS, (name, text, size)
+            assert size * plots.DPI / 72 >= 11, (name, text, size)
+            assert not legend or size >= 9, (name, text, size)
+    assert any(legend for texts in saved.values() for *_, legend in texts)
+    assert "好评" in [t for t, _, _ in saved["cjk.png"]]
+    # the font list resolves CJK to the bundled file (matplotlib takes each glyph from the first that has it)
+    prop = font_manager.FontProperties(family=plots.FONT_FAMILY)
+    files = [Path(f) for f in font_manager.fontManager._find_fonts_by_props(prop)]
+    assert plots.CJK_FONT in files and plots.CJK_FONT.is_file()
 
 
 def test_report_tolerates_missing_keys_from_an_older_run(inputs: dict, written: dict, tmp_path: Path) -> None:
@@ -329,7 +385,9 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
     code, _ = run_stage(_project(inputs, tmp_path, yaml), "evaluate")
     assert code == 0
     written = sorted(
-        str(f.relative_to(tmp_path)) for d in ("metrics", "plots") for f in (tmp_path / d).rglob("*")
+        str(f.relative_to(tmp_path))
+        for d in ("metrics", "plots", "recommended")
+        for f in (tmp_path / d).rglob("*")
     )
     assert written == [
         "metrics/classification.json",
@@ -347,11 +405,13 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
         "plots/png/probe.png",
         "plots/png/scatter_chars.png",
         "plots/png/scatter_none.png",
+        "plots/png/spearman.png",
         "plots/png/spearman_by_layer.png",
         "plots/scatter",
         "plots/scatter/chars.csv",
         "plots/scatter/none.csv",
-        "plots/spearman_by_layer.csv",
+        "plots/spearman.csv",
+        "recommended/matrix.json",
     ]
 
 

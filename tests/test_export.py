@@ -147,8 +147,8 @@ def test_a_text_with_no_known_token_is_the_zero_vector_and_unknown_texts_names_i
 
 def test_the_tokenizer_json_pooled_as_sentence_transformers_does_matches_model2vec(tmp_path: Path) -> None:
     """sentence-transformers' StaticEmbedding: the tokenizer wrapped in transformers' PreTrainedTokenizerFast,
-    ids with [UNK] kept (a zero row) -> EmbeddingBag mean -> Normalize; sentence-transformers itself is not
-    a dependency, so its steps run here through transformers and torch."""
+    ids with [UNK] kept (a zero row) -> EmbeddingBag mean -> Normalize, its steps spelled out through
+    transformers and torch (the next test runs sentence-transformers itself)."""
     from safetensors.torch import load_file
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
@@ -166,15 +166,19 @@ def test_the_tokenizer_json_pooled_as_sentence_transformers_does_matches_model2v
 
 
 def test_sentence_transformers_encodes_raw_chinese_from_the_folder(tmp_path: Path) -> None:
-    st = pytest.importorskip("sentence_transformers", reason="sentence-transformers is not installed")
+    # a dev dependency (pyproject.toml, pinned in constraints.txt): imported, not skipped when absent
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
     wv = _wv(words=RAW)
     folder = write_model2vec(wv, tmp_path / "m2v")
-    model = st.SentenceTransformer(
-        modules=[st.models.StaticEmbedding.from_model2vec(str(folder))], device="cpu"
-    )
+    model = SentenceTransformer(modules=[StaticEmbedding.from_model2vec(str(folder))], device="cpu")
     mean = _rows(wv, ["这家", "外卖", "很", "好吃"]).mean(0)
     got = model.encode(["这家外卖很好吃"], normalize_embeddings=True)[0]
     np.testing.assert_allclose(got, mean / np.linalg.norm(mean), rtol=1e-4, atol=1e-5)
+    # the folder itself (its modules.json: StaticEmbedding, then Normalize), no keyword
+    whole = SentenceTransformer(str(folder), device="cpu").encode(["这家外卖很好吃"])[0]
+    np.testing.assert_allclose(whole, mean / np.linalg.norm(mean), rtol=1e-4, atol=1e-5)
 
 
 def test_an_english_export_matches_whole_words(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from embedforge.core.prepared import PreparedData
 from embedforge.finetune import finetune
 from embedforge.finetune.checkpoints import LOCK_FILE, checkpoint_lock, run_key
 from embedforge.finetune.launch import check_run, requested_nproc
-from embedforge.finetune.trainer import trainer_metrics
+from embedforge.finetune.trainer import schedule, trainer_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "stages" / "finetune.py"
@@ -143,7 +143,7 @@ def test_learning_rate_warms_up_then_decays(reference: Path) -> None:
     for step, lr in logged.items():
         k = step - 1
         assert lr == pytest.approx(1e-3 * min(k / warmup, (total - k) / (total - warmup))), step
-    assert sorted(logged) == [4, 8, 12, 16, 20]
+    assert sorted(logged) == list(range(1, total + 1))  # a 21-step run logs every step (about 30 points)
 
 
 def test_stage_same_seed_same_bytes_and_progress_bar(
@@ -346,3 +346,17 @@ def test_bad_input_one_line_error_no_output(case: str, workspace: Path, run_stag
     assert err.startswith("error: ") and "\n" not in err and message in err, err
     assert not any((workspace / o).exists() for o in OUTPUTS)
     assert not list(workspace.glob(f"{CHECKPOINTS}/*/checkpoint-*"))
+
+
+@pytest.mark.parametrize(
+    ("max_steps", "eval_steps", "logging"),
+    [(300, 100, 10), (8, 8, 1), (45, 15, 1), (90, 30, 3), (120, 50, 2)],
+)
+def test_short_runs_log_often_enough_for_a_training_chart(
+    max_steps: int, eval_steps: int, logging: int
+) -> None:
+    """At most every 10 steps; on short runs about 30 points, always a divisor of the checkpoint interval."""
+    p = FinetuneParams(max_steps=max_steps, eval_steps=eval_steps)
+    total, every, got = schedule(p, train_rows=10_000, nproc=1)
+    assert (total, every, got) == (max_steps, eval_steps, logging)
+    assert every % got == 0 and (total // got >= 8 or got == 1)

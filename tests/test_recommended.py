@@ -1,17 +1,20 @@
-"""load_recommended / recommended_path: the matrix a run's metrics/similarity.json recommends, in one call."""
+"""load_recommended / recommended_path: the matrix a run's metrics/similarity.json recommends, in one call;
+publish_recommended: the same files under the stable stem recommended/matrix."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import embedforge
+from embedforge.core import recommended
 from embedforge.core.embedding import WordVectors, load_embedding
 from embedforge.core.errors import EmbedforgeError
-from embedforge.evaluate import recommended
 
 WORDS = ["好吃", "难吃", "味道", "外卖"]
 
@@ -91,3 +94,69 @@ def test_the_committed_run_s_recommendation_is_the_path_it_resolves_to(tmp_path:
     (tmp_path / "metrics" / "similarity.json").write_bytes(committed.read_bytes())
     WordVectors(WORDS, torch.zeros(len(WORDS), 2)).save(tmp_path / "embeddings" / name)
     assert embedforge.recommended_path(tmp_path) == tmp_path / "embeddings" / name
+
+
+def test_unknown_keywords_are_refused_as_load_embedding_refuses_them(tmp_path: Path) -> None:
+    root = run_folder(tmp_path)
+    with pytest.raises(TypeError, match="unexpected keyword 'pading'; expected one of unknown, seed"):
+        embedforge.load_recommended(root, pading=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword 'pading'"):
+        load_embedding(root / "embeddings" / "cls_finetuned", pading=True)  # type: ignore[call-arg]
+
+
+def test_the_public_name_loads_neither_torch_nor_evaluate() -> None:
+    code = (
+        "import sys, embedforge; embedforge.load_recommended; embedforge.recommended_path; "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('embedforge.evaluate')))"
+    )
+    src = Path(__file__).resolve().parents[1] / "src"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(src)}
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_publish_puts_the_recommended_files_under_the_stable_stem(tmp_path: Path) -> None:
+    root = run_folder(tmp_path)
+    out = recommended.publish_recommended(root)
+    assert out == root / "recommended"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "matrix.json",
+        "matrix.safetensors",
+        "matrix.vocab.parquet",
+    ]
+    pointer = json.loads((out / "matrix.json").read_text(encoding="utf-8"))
+    assert pointer == {"name": "decontext_finetuned_L3_4", "source": "embeddings/decontext_finetuned_L3_4"}
+    stable = WordVectors.load(recommended.stable_path(root))
+    chosen = WordVectors.load(root / "embeddings" / "decontext_finetuned_L3_4")
+    assert stable.words == chosen.words
+    torch.testing.assert_close(stable.weight, chosen.weight)
+    # on one file system the files are hard links: no second copy on disk
+    for suffix in (".safetensors", ".vocab.parquet"):
+        source = root / "embeddings" / f"decontext_finetuned_L3_4{suffix}"
+        assert (out / f"matrix{suffix}").samefile(source)
+
+
+def test_publish_again_follows_a_new_recommendation(tmp_path: Path) -> None:
+    root = run_folder(tmp_path)
+    recommended.publish_recommended(root)
+    (root / "metrics" / "similarity.json").write_text(json.dumps({"recommended": "cls_finetuned"}))
+    recommended.publish_recommended(root)
+    torch.testing.assert_close(
+        WordVectors.load(root / "recommended" / "matrix").weight,
+        WordVectors.load(root / "embeddings" / "cls_finetuned").weight,
+    )
+
+
+def test_a_run_without_a_recommendation_publishes_only_a_null_pointer(tmp_path: Path) -> None:
+    out = recommended.publish_recommended(run_folder(tmp_path, chosen=None))
+    assert [p.name for p in out.iterdir()] == ["matrix.json"]
+    assert json.loads((out / "matrix.json").read_text(encoding="utf-8")) == {"name": None, "source": None}
+
+
+def test_publish_without_the_recommended_files_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    root = run_folder(tmp_path)
+    (root / "embeddings" / "decontext_finetuned_L3_4.safetensors").unlink()
+    with pytest.raises(EmbedforgeError, match="decontext_finetuned_L3_4.safetensors: the recommended matrix"):
+        recommended.publish_recommended(root)
+    assert not (root / "recommended").exists()

@@ -4,6 +4,7 @@ model they exist for.
 Public API (imported lazily so `import embedforge` stays light):
   load_recommended(root=".") -> (torch.nn.Embedding, Vocab)  # the matrix the run at `root` recommends
   recommended_path(root=".") -> Path                         # its stem embeddings/<name>, for WordVectors
+                                                             # (the same files: recommended/matrix.*)
   load_embedding(path) -> (torch.nn.Embedding, Vocab)        # vocab.lookup(words) -> row ids
   WordVectors                                                # a matrix + its words, save/load/export
   load_classifier(path) -> Classifier                        # models/student/: .predict(texts) on raw text
@@ -27,15 +28,15 @@ _HOMES = {
     "Vocab": "embedforge.core.embedding",
     "WordVectors": "embedforge.core.embedding",
     "load_embedding": "embedforge.core.embedding",
-    "load_recommended": "embedforge.evaluate.recommended",
-    "recommended_path": "embedforge.evaluate.recommended",
+    "load_recommended": "embedforge.core.recommended",
+    "recommended_path": "embedforge.core.recommended",
     "Classifier": "embedforge.student.classifier",
     "load_classifier": "embedforge.student.classifier",
 }
 
 if TYPE_CHECKING:
     from embedforge.core.embedding import Vocab, WordVectors, load_embedding
-    from embedforge.evaluate.recommended import load_recommended, recommended_path
+    from embedforge.core.recommended import load_recommended, recommended_path
     from embedforge.student.classifier import Classifier, load_classifier
 
 

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -333,23 +334,45 @@ class Vocab:
         return torch.tensor([self.index.get(w, self.unk_index) for w in words], dtype=torch.long)
 
 
-def load_embedding(
-    path: str | Path,
-    *,
-    unknown: Unknown = "mean",
-    seed: int = 0,
-    words: Iterable[str] | None = None,
-    model_dir: str | Path | None = None,
-    freeze: bool = True,
-    padding: bool = False,
-) -> tuple[torch.nn.Embedding, Vocab]:
+class LoadOptions(TypedDict, total=False):
+    """The keywords of `load_embedding` (and of `load_recommended`, which passes them on); defaults in
+    `LOAD_DEFAULTS`."""
+
+    unknown: Unknown
+    seed: int
+    words: Iterable[str] | None
+    model_dir: str | Path | None
+    freeze: bool
+    padding: bool
+
+
+LOAD_DEFAULTS: LoadOptions = {
+    "unknown": "mean",
+    "seed": 0,
+    "words": None,
+    "model_dir": None,
+    "freeze": True,
+    "padding": False,
+}
+
+
+def load_embedding(path: str | Path, **options: Unpack[LoadOptions]) -> tuple[torch.nn.Embedding, Vocab]:
     """Load a saved matrix as `nn.Embedding` [V (+ added words) + 1 (+ 1 padding), d] and its `Vocab`.
 
+    Keywords (all optional): `unknown="mean"` (the unknown-word policy: zeros, mean, random, subword),
+    `seed=0`, `words=None`, `model_dir=None`, `freeze=True`, `padding=False`.
     Words in `words` that the matrix lacks get their own rows by the unknown-word policy (`subword`
     composes them from the input table of the model in `model_dir`); one last row, `vocab.unk_index`,
     serves every other unknown word (zeros, the mean row, or seeded noise; the mean row for `subword`).
     With `padding=True` a zero row `vocab.pad_index` follows, and the layer is built with that `padding_idx`.
     """
+    unexpected = sorted(set(options) - set(LOAD_DEFAULTS))
+    if unexpected:
+        known = ", ".join(LOAD_DEFAULTS)
+        raise TypeError(f"load_embedding: unexpected keyword {unexpected[0]!r}; expected one of {known}")
+    o: LoadOptions = {**LOAD_DEFAULTS, **options}
+    unknown, seed, words = o["unknown"], o["seed"], o["words"]
+    model_dir, freeze, padding = o["model_dir"], o["freeze"], o["padding"]
     wv = WordVectors.load(path)
     composer = None
     if unknown == "subword":

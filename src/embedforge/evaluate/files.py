@@ -14,12 +14,13 @@ from typing import Any
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import read_json, staged
+from embedforge.core.recommended import RECOMMENDED_KEY, SIMILARITY_FILE  # noqa: F401 (the loader's names)
 
 # metrics/: the JSON documents (written from the results) and the Markdown rendered from them
-SIMILARITY_FILE = "similarity.json"  # <matrix>.<benchmark>.{spearman,pearson,coverage} or {accuracy,coverage}
+# SIMILARITY_FILE (core.recommended): <matrix>.<benchmark>.{spearman,pearson,coverage} or {accuracy,coverage}
 ROWS_KEY = "rows"  # <matrix>.rows = {"total", "genuine"}: the matrix's rows and those its strategy made
 # ... and, after the matrices, two keys that are not matrix names (see evaluate.selection):
-RECOMMENDED_KEY = "recommended"  # the recommended matrix's name
+# RECOMMENDED_KEY (core.recommended): the recommended matrix's name
 SELECTION_KEY = "selection"  # how it was chosen, its scores with bootstrap intervals, the difference to cls
 NOT_MATRICES = frozenset({RECOMMENDED_KEY, SELECTION_KEY})
 
@@ -48,14 +49,16 @@ NEIGHBOURS_MARKDOWN = "neighbours.md"
 # plots/: the plot tables (written from the results or rendered from the metrics) and the images
 SCATTER_DIR = "scatter"  # <benchmark>.csv: matrix, word1, word2, human, cosine
 CONFUSION_CSV = "confusion.csv"  # actual, predicted
-LAYERS_CSV = "spearman_by_layer.csv"
+# matrix, strategy, source, layer (an int, a list such as 3-4, or empty), benchmark, spearman, series
+SPEARMAN_CSV = "spearman.csv"
 CURVES_CSV = (
     "curves.csv"  # matrix, series, size, train_rows, macro_f1, macro_f1_sd, low, high, accuracy, runs
 )
 CEILING_ROW = "transformer (fine-tuned)"  # the ceiling's `matrix` in curves.csv (and its report row)
 PNG_DIR = "png"  # the images, under plots/
 CURVES_PNG = "curves.png"
-LAYERS_PNG = "spearman_by_layer.png"
+SPEARMAN_PNG = "spearman.png"  # every matrix's Spearman, one panel per similarity set
+LAYERS_PNG = "spearman_by_layer.png"  # only when a strategy / source has matrices at two or more layers
 CONFUSION_PNG = "confusion.png"
 PROBE_PNG = "probe.png"
 TRAINING_PNG = "training.png"

@@ -152,8 +152,10 @@ def schedule(p: FinetuneParams, train_rows: int, nproc: int) -> tuple[int, int, 
     per_epoch = max(math.ceil(batches / p.grad_accum_steps), 1)
     total = p.max_steps or math.ceil(p.epochs * per_epoch)
     every = min(p.eval_steps or per_epoch, total)
-    # Log at a divisor of the checkpoint interval, so a resumed run logs the same averages.
-    logging = max(d for d in range(1, min(every, 10) + 1) if every % d == 0)
+    # Log at a divisor of the checkpoint interval, so a resumed run logs the same averages: every 10 steps
+    # at most, and often enough for about 30 points on a short run's training charts (every step below 60).
+    cap = max(1, min(10, total // 30))
+    logging = max(d for d in range(1, min(every, cap) + 1) if every % d == 0)
     return total, every, logging
 
 
