@@ -384,6 +384,12 @@ class StudentParams:
         "bilstm", help="The small model: `mean` (mean of word vectors, linear), `cnn` (Kim) or `bilstm`."
     )
     trainable: bool = setting(False, help="Fine-tune the word vectors with the rest of the model.")
+    segmenter: Literal["jieba", "fmm"] = setting(
+        "jieba",
+        help="How the student cuts text into words, in training and in models/student/ alike: `jieba` "
+        "(the words `prepare` wrote, jieba with its HMM for zh) or `fmm` (forward maximum matching over "
+        "the matrix's words inside `tokenizers`, several times faster; saved as tokenizer.json).",
+    )
     loss: StudentLoss = setting(
         "labels",
         help="What the student learns: `labels` (cross-entropy), `teacher` (the teacher's logits, "
