@@ -112,10 +112,10 @@ def test_the_shipped_matrix_is_chosen_on_validation_among_the_candidates(shipped
 
 def test_the_student_folder_loads_with_one_call_and_takes_raw_text(project: dict, shipped: dict) -> None:
     folder = project["root"] / "student"
-    assert {p.name for p in folder.iterdir()} == {CONFIG, VOCAB, WEIGHTS, ONNX}
+    assert {p.name for p in folder.iterdir()} == {CONFIG, VOCAB, WEIGHTS, ONNX, TOKENIZER}
     config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     assert config["matrix"] == shipped["matrix"] and len(config["matrix_md5"]) == 32
-    assert config["labels"] == project["prepared"].label_names() and config["segmenter"] == "jieba"
+    assert config["labels"] == project["prepared"].label_names() and config["segmenter"] == "fmm"
     classifier = load_classifier(folder)
     labels = classifier.predict(["味道不错，送餐很快", "太难吃了"])
     assert set(labels) <= set(config["labels"]) and len(labels) == 2
@@ -155,11 +155,20 @@ def test_the_onnx_export_predicts_what_torch_predicts(project: dict, consumer: s
 
 
 def test_a_frozen_bilstm_student_ships_and_predicts(project: dict) -> None:
-    metrics = _run(project, "bilstm", consumer="bilstm", trainable=False, matrices=["decontext_base_L1"])
+    metrics = _run(
+        project,
+        "bilstm",
+        consumer="bilstm",
+        trainable=False,
+        matrices=["decontext_base_L1"],
+        segmenter="jieba",
+    )
     folder = project["root"] / "bilstm"
-    assert (folder / ONNX).is_file() and (folder / WEIGHTS).is_file()
-    assert metrics["setup"]["consumer"] == "bilstm"
-    assert len(load_classifier(folder).predict(["味道不错"])) == 1
+    assert (folder / ONNX).is_file() and (folder / WEIGHTS).is_file() and not (folder / TOKENIZER).exists()
+    assert metrics["setup"]["consumer"] == "bilstm" and metrics["setup"]["segmenter"] == "jieba"
+    classifier = load_classifier(folder)
+    assert classifier.segmenter is None and classifier.config.segmenter == "jieba"
+    assert len(classifier.predict(["味道不错"])) == 1
 
 
 def test_the_losses_mix_labels_and_teacher() -> None:

@@ -385,10 +385,11 @@ class StudentParams:
     )
     trainable: bool = setting(False, help="Fine-tune the word vectors with the rest of the model.")
     segmenter: Literal["jieba", "fmm"] = setting(
-        "jieba",
-        help="How the student cuts text into words, in training and in models/student/ alike: `jieba` "
-        "(the words `prepare` wrote, jieba with its HMM for zh) or `fmm` (forward maximum matching over "
-        "the matrix's words inside `tokenizers`, several times faster; saved as tokenizer.json).",
+        "fmm",
+        help="How the student cuts text into words, in training and in models/student/ alike: `fmm` "
+        "(forward maximum matching over the matrix's words inside `tokenizers`, saved as tokenizer.json; "
+        "its token ids are the rows) or `jieba` (the words `prepare` wrote: jieba with its HMM for zh, "
+        "pure Python and the student's slowest step).",
     )
     loss: StudentLoss = setting(
         "labels",
