@@ -358,3 +358,37 @@ def test_an_unknown_segmenter_is_one_line(tmp_path: Path, fmm_student: dict) -> 
     (folder / TOKENIZER).unlink()
     with pytest.raises(EmbedforgeError, match="tokenizer.json: no such tokenizer file"):
         Classifier.load(folder)
+
+
+@pytest.mark.slow
+def test_student_speed_bench_smoke_run(
+    project: dict, shipped: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+    import sys
+
+    import yaml
+
+    root = tmp_path / "project"
+    (root / "data").mkdir(parents=True)
+    (root / "models").mkdir()
+    (root / "embeddings").symlink_to(project["root"] / "embeddings")
+    (root / "data" / "prepared").symlink_to(project["prepared"].root)
+    (root / "models" / "finetuned").symlink_to(project["finetuned"])
+    (root / "models" / "student").symlink_to(project["root"] / "student")
+    student = {**FAST, "matrices": ["decontext_base_L1"]}
+    (root / "params.yaml").write_text(
+        yaml.safe_dump({"student": student, "prepare": {"max_length": 64}}), encoding="utf-8"
+    )
+    out = tmp_path / "student_speed"
+    argv = ["--project", str(root), "--consumers", "mean", "--segmenters", "jieba,fmm", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["student_speed.py", *argv])
+    runpy.run_path(
+        str(Path(__file__).resolve().parents[1] / "bench" / "student_speed.py"), run_name="__main__"
+    )
+    result = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    names = [r["name"] for r in result["rows"]]
+    assert names[0] == "fine-tuned transformer" and "student, mean, jieba" in names
+    assert "student, mean, fmm" in names
+    assert all(r["texts_per_s"] > 0 and r["p50_ms"] <= r["p95_ms"] for r in result["rows"])
+    assert result["machine"]["cpu"] in out.with_suffix(".md").read_text(encoding="utf-8")
