@@ -25,7 +25,7 @@ from embedforge.core.prepared import PreparedData
 from embedforge.core.transformer import TransformerClassifier
 from embedforge.evaluate.probe import random_matrix
 from embedforge.student import speed
-from embedforge.student.classifier import Classifier, StudentConfig
+from embedforge.student.classifier import Classifier, StudentConfig, student_segmenter
 from embedforge.student.run import split_data
 from embedforge.student.teacher import TEACHER_SPLITS, read_teacher
 from embedforge.student.train import net_config, train_student
@@ -66,10 +66,13 @@ def main() -> None:
         p = replace(params.student, **changes)
         wv = catalog.load(matrix if override in (None, "random") else override)
         weight = random_matrix(wv.weight, 0) if override == "random" else wv.weight
-        splits = [split_data(prepared, s, wv.index) for s in ("train", "validation")]
+        segmenter = student_segmenter(wv.words, params.prepare.language) if p.segmenter == "fmm" else None
+        splits = [split_data(prepared, s, wv.index, segmenter) for s in ("train", "validation")]
         trained = train_student(p, weight, splits[0], teacher, splits[1], names)
+        net = dict(net_config(p).__dict__)
+        language = params.prepare.language
         config = StudentConfig(
-            p.consumer, names, params.prepare.language, len(wv), wv.dim, dict(net_config(p).__dict__), p.dtype
+            p.consumer, names, language, len(wv), wv.dim, net, p.dtype, segmenter=p.segmenter
         )
         with tempfile.TemporaryDirectory() as tmp:
             Classifier(trained.model, wv.words, config).save(Path(tmp) / "s", onnx=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,8 +18,17 @@ from embedforge.core.embedding import WordVectors
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.params import StudentParams, parse_params
 from embedforge.core.prepared import PreparedData
-from embedforge.student.classifier import CONFIG, ONNX, VOCAB, WEIGHTS, Classifier
-from embedforge.student.run import RULE, run_student
+from embedforge.nets.data import to_probe_data
+from embedforge.student.classifier import (
+    CONFIG,
+    ONNX,
+    TOKENIZER,
+    VOCAB,
+    WEIGHTS,
+    Classifier,
+    student_segmenter,
+)
+from embedforge.student.run import RULE, run_student, split_data
 from embedforge.student.teacher import read_teacher, teacher_logits, write_teacher
 from embedforge.student.train import student_loss
 
@@ -102,10 +112,10 @@ def test_the_shipped_matrix_is_chosen_on_validation_among_the_candidates(shipped
 
 def test_the_student_folder_loads_with_one_call_and_takes_raw_text(project: dict, shipped: dict) -> None:
     folder = project["root"] / "student"
-    assert {p.name for p in folder.iterdir()} == {CONFIG, VOCAB, WEIGHTS, ONNX}
+    assert {p.name for p in folder.iterdir()} == {CONFIG, VOCAB, WEIGHTS, ONNX, TOKENIZER}
     config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     assert config["matrix"] == shipped["matrix"] and len(config["matrix_md5"]) == 32
-    assert config["labels"] == project["prepared"].label_names() and config["segmenter"] == "jieba"
+    assert config["labels"] == project["prepared"].label_names() and config["segmenter"] == "fmm"
     classifier = load_classifier(folder)
     labels = classifier.predict(["味道不错，送餐很快", "太难吃了"])
     assert set(labels) <= set(config["labels"]) and len(labels) == 2
@@ -136,8 +146,6 @@ def test_the_onnx_export_predicts_what_torch_predicts(project: dict, consumer: s
     folder = project["root"] / f"onnx-{consumer}"
     classifier = load_classifier(folder)
     texts = [*project["prepared"].split("test", ["text"])["text"].tolist(), "好", ""]
-    from embedforge.nets.data import to_probe_data
-
     data = to_probe_data(classifier.segment(texts), [0] * len(texts), classifier.index)
     session = onnxruntime.InferenceSession(str(folder / ONNX), providers=["CPUExecutionProvider"])
     (onnx_logits,) = session.run(None, {"ids": data.ids.numpy()})
@@ -147,11 +155,20 @@ def test_the_onnx_export_predicts_what_torch_predicts(project: dict, consumer: s
 
 
 def test_a_frozen_bilstm_student_ships_and_predicts(project: dict) -> None:
-    metrics = _run(project, "bilstm", consumer="bilstm", trainable=False, matrices=["decontext_base_L1"])
+    metrics = _run(
+        project,
+        "bilstm",
+        consumer="bilstm",
+        trainable=False,
+        matrices=["decontext_base_L1"],
+        segmenter="jieba",
+    )
     folder = project["root"] / "bilstm"
-    assert (folder / ONNX).is_file() and (folder / WEIGHTS).is_file()
-    assert metrics["setup"]["consumer"] == "bilstm"
-    assert len(load_classifier(folder).predict(["味道不错"])) == 1
+    assert (folder / ONNX).is_file() and (folder / WEIGHTS).is_file() and not (folder / TOKENIZER).exists()
+    assert metrics["setup"]["consumer"] == "bilstm" and metrics["setup"]["segmenter"] == "jieba"
+    classifier = load_classifier(folder)
+    assert classifier.segmenter is None and classifier.config.segmenter == "jieba"
+    assert len(classifier.predict(["味道不错"])) == 1
 
 
 def test_the_losses_mix_labels_and_teacher() -> None:
@@ -246,3 +263,132 @@ def test_the_headline_carries_the_student(shipped: dict) -> None:
     assert out["student_macro_f1"] == shipped["student"]["macro_f1"]
     assert out["student_speedup"] == round(shipped["speedup"], 1)
     assert "student_macro_f1" not in headline(minimal)
+
+
+@pytest.fixture(scope="module")
+def fmm_student(project: dict) -> dict:
+    """A frozen BiLSTM student trained and shipped with forward maximum matching."""
+    metrics = _run(project, "fmm", consumer="bilstm", segmenter="fmm", matrices=["decontext_base_L1"])
+    return {"metrics": metrics, "folder": project["root"] / "fmm"}
+
+
+def test_an_fmm_student_records_its_segmenter_and_round_trips(project: dict, fmm_student: dict) -> None:
+    import onnxruntime
+
+    folder = fmm_student["folder"]
+    assert {p.name for p in folder.iterdir()} == {CONFIG, VOCAB, WEIGHTS, ONNX, TOKENIZER}
+    assert json.loads((folder / CONFIG).read_text(encoding="utf-8"))["segmenter"] == "fmm"
+    assert fmm_student["metrics"]["setup"]["segmenter"] == "fmm"
+    classifier = load_classifier(folder)
+    assert classifier.segmenter is not None
+    texts = [*project["prepared"].split("test", ["text"])["text"].tolist(), "好", ""]
+    # what the stage trained and scored on is what the shipped folder reads
+    catalog = project["catalog"]
+    wv = catalog.load("decontext_base_L1")
+    test = split_data(project["prepared"], "test", wv.index, student_segmenter(wv.words, "zh"))
+    assert torch.equal(classifier.rows(texts[:-2]).ids, test.ids)
+    assert shipped_f1(classifier, project) == pytest.approx(fmm_student["metrics"]["student"]["macro_f1"])
+    # the ids are the segmenter's words looked up one by one, without the Python loop
+    looked_up = to_probe_data(classifier.segment(texts), [0] * len(texts), classifier.index)
+    assert torch.equal(classifier.rows(texts).ids, looked_up.ids)
+    session = onnxruntime.InferenceSession(str(folder / ONNX), providers=["CPUExecutionProvider"])
+    (onnx_logits,) = session.run(None, {"ids": classifier.rows(texts).ids.numpy()})
+    torch_logits = classifier.logits(texts).numpy()
+    assert np.allclose(onnx_logits, torch_logits, atol=1e-3)
+    assert (onnx_logits.argmax(1) == torch_logits.argmax(1)).all()
+    assert classifier.predict(["味道不错，送餐很快"])[0] in classifier.labels
+
+
+def shipped_f1(classifier: Classifier, project: dict) -> float:
+    from embedforge.core.metrics import MACRO_F1, classification_metrics
+
+    test = project["prepared"].split("test", ["text", "label"])
+    predicted = classifier.predict_proba(test["text"].tolist()).argmax(-1)
+    return classification_metrics(test["label"].to_numpy(), predicted, classifier.labels)[MACRO_F1]
+
+
+def test_the_fmm_predict_path_has_no_per_text_python_segmentation(
+    fmm_student: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classifier = load_classifier(fmm_student["folder"])
+    expected = classifier.predict_proba(["味道不错，送餐很快", "太难吃了"])
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("per-text Python segmentation on the predict path")
+
+    monkeypatch.setattr("embedforge.student.classifier.segment_text", refuse)
+    monkeypatch.setattr("embedforge.core.segmenter.WordSegmenter.segment", refuse)
+    monkeypatch.setattr("embedforge.student.classifier.to_probe_data", refuse)
+    assert np.array_equal(classifier.predict_proba(["味道不错，送餐很快", "太难吃了"]), expected)
+
+
+@pytest.mark.parametrize("consumer", ["cnn", "bilstm"])
+def test_the_fast_inference_path_gives_the_training_path_numbers(project: dict, consumer: str) -> None:
+    from embedforge.nets.models import NetConfig
+    from embedforge.student.train import build_net
+
+    generator = torch.Generator().manual_seed(1)
+    model = build_net(consumer, torch.randn(50, 8, generator=generator), 2, False, NetConfig(4, 4, 0.5), None)
+    model.eval()
+    ids = torch.randint(0, 51, (9, 7), generator=generator)  # 50 = padding, anywhere in a row
+    ids = torch.where(torch.arange(7) < torch.tensor([0, 1, 2, 3, 7, 5, 6, 7, 4]).unsqueeze(1), ids, 50)
+    plain = model(ids).detach()  # grad enabled: the padded training path
+    with torch.inference_mode():
+        fast = model(ids)  # the cached standardised table (and for the BiLSTM, packed row ids)
+    assert torch.allclose(plain, fast, atol=1e-6)
+    with torch.no_grad():  # the cache follows in-place changes of the weights
+        model.inputs.embedding.weight.mul_(2.0)
+        changed = model(ids)
+    with torch.enable_grad():
+        assert torch.allclose(model(ids).detach(), changed, atol=1e-6)
+
+
+def test_an_unknown_segmenter_is_one_line(tmp_path: Path, fmm_student: dict) -> None:
+    with pytest.raises(EmbedforgeError, match=r"student\.segmenter = 'bpe' is not valid; expected one of"):
+        _params(segmenter="bpe")
+    folder = tmp_path / "student"
+    shutil.copytree(fmm_student["folder"], folder)
+    config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    (folder / CONFIG).write_text(json.dumps({**config, "segmenter": "bpe"}), encoding="utf-8")
+    with pytest.raises(
+        EmbedforgeError, match=r'config.json: "segmenter" is \'bpe\'; expected one of jieba, fmm'
+    ):
+        Classifier.load(folder)
+    (folder / CONFIG).write_text(json.dumps(config), encoding="utf-8")
+    (folder / TOKENIZER).unlink()
+    with pytest.raises(EmbedforgeError, match="tokenizer.json: no such tokenizer file"):
+        Classifier.load(folder)
+
+
+@pytest.mark.slow
+def test_student_speed_bench_smoke_run(
+    project: dict, shipped: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+    import sys
+
+    import yaml
+
+    root = tmp_path / "project"
+    (root / "data").mkdir(parents=True)
+    (root / "models").mkdir()
+    (root / "embeddings").symlink_to(project["root"] / "embeddings")
+    (root / "data" / "prepared").symlink_to(project["prepared"].root)
+    (root / "models" / "finetuned").symlink_to(project["finetuned"])
+    (root / "models" / "student").symlink_to(project["root"] / "student")
+    student = {**FAST, "matrices": ["decontext_base_L1"]}
+    (root / "params.yaml").write_text(
+        yaml.safe_dump({"student": student, "prepare": {"max_length": 64}}), encoding="utf-8"
+    )
+    out = tmp_path / "student_speed"
+    argv = ["--project", str(root), "--consumers", "mean", "--segmenters", "jieba,fmm", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["student_speed.py", *argv])
+    runpy.run_path(
+        str(Path(__file__).resolve().parents[1] / "bench" / "student_speed.py"), run_name="__main__"
+    )
+    result = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    names = [r["name"] for r in result["rows"]]
+    assert names[0] == "fine-tuned transformer" and "student, mean, jieba" in names
+    assert "student, mean, fmm" in names
+    assert all(r["texts_per_s"] > 0 and r["p50_ms"] <= r["p95_ms"] for r in result["rows"])
+    assert result["machine"]["cpu"] in out.with_suffix(".md").read_text(encoding="utf-8")

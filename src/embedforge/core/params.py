@@ -444,6 +444,13 @@ class StudentParams:
         "bilstm", help="The small model: `mean` (mean of word vectors, linear), `cnn` (Kim) or `bilstm`."
     )
     trainable: bool = setting(False, help="Fine-tune the word vectors with the rest of the model.")
+    segmenter: Literal["jieba", "fmm"] = setting(
+        "fmm",
+        help="How the student cuts text into words, in training and in models/student/ alike: `fmm` "
+        "(forward maximum matching over the matrix's words inside `tokenizers`, saved as tokenizer.json; "
+        "its token ids are the rows) or `jieba` (the words `prepare` wrote: jieba with its HMM for zh, "
+        "pure Python and the student's slowest step).",
+    )
     loss: StudentLoss = setting(
         "labels",
         help="What the student learns: `labels` (cross-entropy), `teacher` (the teacher's logits, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import torch
@@ -45,3 +46,19 @@ def to_probe_data(texts: Sequence[Sequence[str]], labels: Sequence[int], index: 
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
     return ProbeData(ids=ids, labels=torch.as_tensor(np.asarray(labels), dtype=torch.long), pad=pad)
+
+
+def ids_to_probe_data(ids: Sequence[Sequence[int]], labels: Sequence[int], pad: int) -> ProbeData:
+    """Texts as token ids (a segmenter's `ids`) -> padded row ids, ids >= `pad` (tokens without a row)
+    left out; vectorised: no Python loop over the tokens."""
+    counts = np.fromiter((len(r) for r in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(counts.sum()))
+    keep = flat < pad
+    text = np.repeat(np.arange(len(ids)), counts)[keep]
+    kept = np.bincount(text, minlength=len(ids))
+    position = np.arange(len(text)) - (np.cumsum(kept) - kept)[text]
+    out = np.full((len(ids), int(kept.max(initial=0)) or 1), pad, dtype=np.int64)
+    out[text, position] = flat[keep]
+    return ProbeData(
+        ids=torch.from_numpy(out), labels=torch.as_tensor(np.asarray(labels), dtype=torch.long), pad=pad
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from embedforge.nets.data import ProbeData
 
@@ -30,6 +30,11 @@ class NetConfig:
     filters: int = 64  # CNN filters per width
     hidden: int = 64  # BiLSTM hidden size per direction
     dropout: float = 0.5
+
+
+def _exporting() -> bool:
+    """Whether the model is being traced (the ONNX export): the plain operations, no cached tensors."""
+    return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
 
 
 class WordInputs(nn.Module):
@@ -48,9 +53,26 @@ class WordInputs(nn.Module):
         self.register_buffer("shift", weight.mean(0))
         self.register_buffer("scale", weight.std(0).clamp_min(1e-6))
 
+        self._table: tuple[tuple[int, ...], torch.Tensor] | None = None
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        vectors = (self.embedding(ids) - self.shift) / self.scale
-        return vectors * (ids != self.pad).unsqueeze(-1)
+        if self.training or torch.is_grad_enabled() or _exporting():
+            vectors = (self.embedding(ids) - self.shift) / self.scale
+            return vectors * (ids != self.pad).unsqueeze(-1)
+        return F.embedding(ids, self.standardised())
+
+    def standardised(self) -> torch.Tensor:
+        """The standardised table (padding row zero) for inference: one lookup per word instead of a lookup,
+        a subtraction, a division and a mask over [batch, words, dim]. The same numbers; cached until the
+        weights change (in-place updates and `load_state_dict` bump the tensors' versions)."""
+        weight = self.embedding.weight
+        key = (weight.data_ptr(), weight._version, self.shift._version, self.scale._version)
+        if self._table is None or self._table[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # an ordinary tensor, usable anywhere
+                table = (weight - self.shift) / self.scale
+                table[self.pad] = 0.0
+            self._table = (key, table)
+        return self._table[1]
 
 
 class KimCNN(nn.Module):
@@ -92,12 +114,26 @@ class BiLSTMMax(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         lengths = (ids != self.inputs.pad).sum(1).clamp_min(1)  # a text without known words: one pad
-        # packing takes its lengths on the CPU, whatever the device
-        packed = pack_padded_sequence(self.inputs(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True)
-        real = torch.arange(out.shape[1], device=out.device).unsqueeze(0) < lengths.unsqueeze(1)
-        pooled = out.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(1)
-        return self.linear(self.dropout(pooled))
+        if _exporting():  # the padded form, which the ONNX exporter maps to its LSTM with lengths
+            # packing takes its lengths on the CPU, whatever the device
+            packed = pack_padded_sequence(
+                self.inputs(ids), lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True)
+            real = torch.arange(out.shape[1], device=out.device).unsqueeze(0) < lengths.unsqueeze(1)
+            pooled = out.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(1)
+            return self.linear(self.dropout(pooled))
+        # the same numbers, cheaper: pack the row ids, then look up only the real words' vectors (no
+        # [batch, longest, dim] tensor to build, mask and reorder), and pad the outputs with -inf for the max
+        packed_ids = pack_padded_sequence(ids, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = PackedSequence(
+            self.inputs(packed_ids.data),
+            packed_ids.batch_sizes,
+            packed_ids.sorted_indices,
+            packed_ids.unsorted_indices,
+        )
+        out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, padding_value=float("-inf"))
+        return self.linear(self.dropout(out.amax(1)))
 
 
 Net = Callable[[torch.Tensor, int, bool, NetConfig], nn.Module]

@@ -7,9 +7,14 @@ Layout (written only by `Classifier.save`, read only by `Classifier.load` / `emb
                        is the padding row, all zeros)
   `model.safetensors`  the consumer's weights (the word table in `dtype`, everything else float32)
   `model.onnx`         the same model for onnxruntime: padded row ids [texts, words] -> logits
+  `tokenizer.json`     `segmenter: fmm` only: the word segmenter (core/segmenter.py) whose ids 0..vocab_size-1
+                       are the rows, so `tokenizers` + onnxruntime run the model without embedforge
 
-A text is normalised and segmented exactly as `prepare` segments the training data (`core.text`); words
-without a row are left out, as the consumers were trained.
+The segmenter (`config.json` `segmenter`) is the one the student was trained with: `jieba` normalises and
+segments a text exactly as `prepare` segments the training data (`core.text`); `fmm` is forward maximum
+matching over the vocabulary inside `tokenizers` (Rust, several times faster), whose token ids are
+the row ids.
+Words without a row are left out, as the consumers were trained.
 """
 
 from __future__ import annotations
@@ -29,14 +34,17 @@ from torch import nn
 
 from embedforge.core.errors import EmbedforgeError
 from embedforge.core.files import atomic_path, read_json, staged, write_json, write_text
+from embedforge.core.segmenter import WordSegmenter
 from embedforge.core.text import normalize_text, segment_text
-from embedforge.nets.data import to_probe_data
+from embedforge.nets.data import ProbeData, ids_to_probe_data, to_probe_data
 from embedforge.nets.models import CNN_WIDTHS, PREDICT_BATCH, NetConfig
 from embedforge.student.train import build_net, logits_of, word_table
 
 log = logging.getLogger(__name__)
 FORMAT = "embedforge-student/1"
 CONFIG, VOCAB, WEIGHTS, ONNX = "config.json", "vocab.txt", "model.safetensors", "model.onnx"
+TOKENIZER = "tokenizer.json"
+SEGMENTERS = ("jieba", "fmm")
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
@@ -53,7 +61,9 @@ class StudentConfig:
     dtype: str = "float32"
     matrix: str = ""
     matrix_md5: str = ""
-    segmenter: str = "jieba"  # zh: jieba with its bundled dictionary, HMM on; en: a regex word tokenizer
+    # jieba: zh jieba with its bundled dictionary, HMM on; en: a regex word tokenizer (core.text)
+    # fmm: forward maximum matching over the vocabulary in `tokenizers` (core.segmenter, tokenizer.json)
+    segmenter: str = "jieba"
     format: str = FORMAT
 
     @classmethod
@@ -68,27 +78,48 @@ class StudentConfig:
         )
         if unknown or missing:
             raise EmbedforgeError(f"{path}: unknown keys {unknown} / missing keys {missing}")
+        if data.get("segmenter", "jieba") not in SEGMENTERS:
+            raise EmbedforgeError(
+                f'{path}: "segmenter" is {data["segmenter"]!r}; expected one of {", ".join(SEGMENTERS)}'
+            )
         return cls(**data)
 
 
 class Classifier:
     """A student: `predict(texts)` -> label names, `predict_proba(texts)` -> [texts, labels] probabilities."""
 
-    def __init__(self, model: nn.Module, words: Sequence[str], config: StudentConfig) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        words: Sequence[str],
+        config: StudentConfig,
+        segmenter: WordSegmenter | None = None,
+    ) -> None:
+        """`segmenter`: `config.segmenter: fmm` only (default: built over `words`)."""
         self.model = model.eval()
         self.words = list(words)
         self.index = {w: i for i, w in enumerate(self.words)}
         self.config = config
         self.labels = list(config.labels)
+        self.segmenter = None
+        if config.segmenter == "fmm":
+            self.segmenter = segmenter or student_segmenter(self.words, config.language)
 
     # -- text -> rows ---------------------------------------------------------------------------------
     def segment(self, texts: Sequence[str]) -> list[list[str]]:
-        """The words of each text, as `prepare` segments training texts."""
+        """The words of each text, as the student's segmenter cuts them (punctuation included)."""
+        if self.segmenter is not None:
+            return self.segmenter.segment(texts)
         return [segment_text(normalize_text(t), self.config.language) for t in texts]
 
+    def rows(self, texts: Sequence[str]) -> ProbeData:
+        """The texts as padded row ids [texts, words] (padding = `vocab_size`): what `model.onnx` reads."""
+        if self.segmenter is not None:  # token ids are row ids: no Python loop over the words
+            return ids_to_probe_data(self.segmenter.ids(texts), [0] * len(texts), len(self.words))
+        return to_probe_data(self.segment(texts), [0] * len(texts), self.index)
+
     def logits(self, texts: Sequence[str]) -> torch.Tensor:
-        data = to_probe_data(self.segment(texts), [0] * len(texts), self.index)
-        return logits_of(self.model, data)
+        return logits_of(self.model, self.rows(texts))
 
     def predict_proba(self, texts: Sequence[str] | str) -> np.ndarray:
         """Class probabilities [texts, labels], columns in the order of `labels`."""
@@ -119,6 +150,8 @@ class Classifier:
             save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
             write_text(tmp / VOCAB, "".join(f"{w}\n" for w in self.words))
             write_json(tmp / CONFIG, asdict(self.config))
+            if self.segmenter is not None:
+                self.segmenter.save(tmp / TOKENIZER)
             if onnx:
                 export_onnx(self.model, len(self.words), tmp / ONNX)
         return Path(folder)
@@ -152,7 +185,20 @@ class Classifier:
         except RuntimeError as err:
             first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
             raise EmbedforgeError(f"{folder / WEIGHTS}: does not match config.json ({first})") from None
-        return cls(model, words, config)
+        segmenter = None
+        if config.segmenter == "fmm":
+            segmenter = WordSegmenter.load(folder / TOKENIZER)
+            if segmenter.tokenizer.token_to_id(words[-1] if words else "") != len(words) - 1:
+                raise EmbedforgeError(f"{folder / TOKENIZER}: its ids do not match {VOCAB}")
+        return cls(model, words, config, segmenter)
+
+
+def student_segmenter(words: Sequence[str], language: str) -> WordSegmenter:
+    """`segmenter: fmm`: forward maximum matching over the student's words; token id i is row i."""
+    try:
+        return WordSegmenter.build(list(words), language)
+    except EmbedforgeError as err:
+        raise EmbedforgeError(f"student segmenter (fmm): {err}") from err
 
 
 def _table_key(model: nn.Module) -> str:

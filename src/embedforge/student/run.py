@@ -22,10 +22,11 @@ from embedforge.core.files import file_md5, staged
 from embedforge.core.metrics import ACCURACY, MACRO_F1, classification_metrics
 from embedforge.core.params import Params
 from embedforge.core.prepared import PreparedData
+from embedforge.core.segmenter import WordSegmenter
 from embedforge.core.transformer import TransformerClassifier
-from embedforge.nets.data import ProbeData, to_probe_data
+from embedforge.nets.data import ProbeData, ids_to_probe_data, to_probe_data
 from embedforge.student import speed
-from embedforge.student.classifier import WEIGHTS, Classifier, StudentConfig
+from embedforge.student.classifier import WEIGHTS, Classifier, StudentConfig, student_segmenter
 from embedforge.student.teacher import TEACHER_SPLITS, read_teacher
 from embedforge.student.train import Trained, logits_of, net_config, train_student
 
@@ -33,13 +34,19 @@ log = logging.getLogger(__name__)
 RULE = "the candidate with the best validation macro-F1 (test scores choose nothing)"
 
 
-def split_data(prepared: PreparedData, split: str, index: dict[str, int]) -> ProbeData:
-    """One prepared split as padded row ids of a matrix's vocabulary."""
-    frame = prepared.split(split, columns=["words", "label"])
+def split_data(
+    prepared: PreparedData, split: str, index: dict[str, int], segmenter: WordSegmenter | None = None
+) -> ProbeData:
+    """One prepared split as padded row ids of a matrix's vocabulary: its `words` (jieba, as `prepare`
+    segmented them), or its raw `text` through `segmenter` (fmm, whose ids are the rows)."""
+    frame = prepared.split(split, columns=["text" if segmenter else "words", "label"])
     if frame.empty:
         raise EmbedforgeError(
             f"{prepared.split_path(split)}: no rows; the student needs a non-empty {split} split"
         )
+    if segmenter is not None:
+        ids = segmenter.ids(frame["text"].tolist())  # as `Classifier.rows` reads a text at inference
+        return ids_to_probe_data(ids, frame["label"].tolist(), len(index))
     return to_probe_data(frame["words"].tolist(), frame["label"].tolist(), index)
 
 
@@ -74,7 +81,10 @@ def train_candidates(
     out = []
     for name in tqdm(chosen, desc="student", unit="matrix", leave=False):
         wv = catalog.load(name)
-        train, validation, test = (split_data(prepared, s, wv.index) for s in ("train", "validation", "test"))
+        segmenter = student_segmenter(wv.words, params.prepare.language) if p.segmenter == "fmm" else None
+        train, validation, test = (
+            split_data(prepared, s, wv.index, segmenter) for s in ("train", "validation", "test")
+        )
         trained = train_student(p, wv.weight, train, teacher, validation, names)
         out.append(Candidate(name, trained, scores(trained.model, test, names)))
         log.info(
@@ -96,6 +106,7 @@ def build_classifier(params: Params, catalog: Catalog, best: Candidate, names: l
         dtype=p.dtype,
         matrix=best.name,
         matrix_md5=file_md5(catalog.path(best.name).with_suffix(".safetensors"), {}),
+        segmenter=p.segmenter,
     )
     return Classifier(best.trained.model, wv.words, config)
 
@@ -143,7 +154,13 @@ def run_student(
     return {
         "rule": RULE,
         "matrix": best.name,
-        "setup": {"consumer": p.consumer, "trainable": p.trainable, "loss": p.loss, "dtype": p.dtype},
+        "setup": {
+            "consumer": p.consumer,
+            "trainable": p.trainable,
+            "loss": p.loss,
+            "dtype": p.dtype,
+            "segmenter": p.segmenter,
+        },
         "candidates": {
             c.name: {
                 "validation_macro_f1": c.validation,
