@@ -382,8 +382,8 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
     files = ", ".join(p.similarity_files)
     yaml = f"evaluate:\n  similarity_files: [{files}]\n  analogy_files: []\n  probe_epochs: 1\n"
     yaml += "  curve_consumers: [mean]\ncurves:\n  sizes: [5, 0]\n  seeds: 1\n"
-    code, _ = run_stage(_project(inputs, tmp_path, yaml), "evaluate")
-    assert code == 0
+    code, err = run_stage(_project(inputs, tmp_path, yaml), "evaluate")
+    assert code == 0, err
     written = sorted(
         str(f.relative_to(tmp_path))
         for d in ("metrics", "plots", "recommended")

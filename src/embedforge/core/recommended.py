@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
 from embedforge.core.errors import EmbedforgeError
-from embedforge.core.files import atomic_path, read_json, write_json
+from embedforge.core.files import atomic_path, read_json, staged, write_json
 
 if TYPE_CHECKING:  # torch loads when a matrix does, not on import
     import torch
@@ -36,7 +36,7 @@ MATRIX_SUFFIXES = (".safetensors", ".vocab.parquet")  # a matrix's files (core.e
 def _chosen(root: str | Path) -> str | None:
     """The name under `recommended` in `<root>/metrics/similarity.json`, None when it has none."""
     metrics = Path(root) / METRICS_DIR / SIMILARITY_FILE
-    if not metrics.is_file():
+    if not staged(metrics).is_file():  # in the evaluate stage: the similarity.json it has just written
         raise EmbedforgeError(f"{metrics}: not found; run dvc repro first (its evaluate stage writes it)")
     document = read_json(metrics)
     name = document.get(RECOMMENDED_KEY) if isinstance(document, dict) else None
