@@ -390,6 +390,7 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
         for f in (tmp_path / d).rglob("*")
     )
     assert written == [
+        "metrics/by_matrix.json",
         "metrics/classification.json",
         "metrics/headline.json",
         "metrics/neighbours.json",
@@ -413,6 +414,15 @@ def test_stage_writes_the_data_then_the_renderings(inputs: dict, tmp_path: Path,
         "plots/spearman.csv",
         "recommended/matrix.json",
     ]
+    # per matrix, the probe and every curve cell of classification.json, for `dvc metrics diff`
+    compact = json.loads((tmp_path / "metrics/by_matrix.json").read_text(encoding="utf-8"))
+    full = json.loads((tmp_path / "metrics/classification.json").read_text(encoding="utf-8"))
+    assert {m: v["probe"] for m, v in compact.items()} == {
+        m: p["frozen"]["macro_f1"] for m, p in full["probe"].items()
+    }
+    for matrix, series in full["curves"]["matrices"].items():
+        for name, sizes in series.items():
+            assert compact[matrix][name] == {size: cell["macro_f1"] for size, cell in sizes.items()}
 
 
 def test_stage_prints_one_line_and_writes_nothing_on_a_bad_benchmark(

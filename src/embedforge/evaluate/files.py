@@ -41,6 +41,7 @@ SPLITS = ("train", "test")  # the splits the probes and curves use, as in the `c
 CEILING_FILE = "ceiling.json"  # written by the `ceiling` stage, read by this one
 STUDENT_FILE = "student.json"  # written by the `student` stage (embedforge.student.run), read by this one
 HEADLINE_FILE = "headline.json"  # the few numbers compared across experiments (the DVC metrics)
+BY_MATRIX_FILE = "by_matrix.json"  # per matrix: its probe and learning-curve macro-F1s (a DVC metric too)
 OOV_FILE = "oov.json"  # <matrix>.<benchmark>: benchmark words missing from the matrix
 NEIGHBOURS_FILE = "neighbours.json"  # {"words": [probe words], "matrices": {<matrix>: {<word>: [[w, cos]]}}}
 REPORT_FILE = "report.md"

@@ -14,6 +14,7 @@ from embedforge.core.catalog import TUTORIAL_MATRIX, MatrixRecord
 from embedforge.core.files import atomic_path, write_json
 from embedforge.core.metrics import ACCURACY, MACRO_F1
 from embedforge.evaluate.files import (
+    BY_MATRIX_FILE,
     CAPS,
     CLASSIFICATION_FILE,
     CONFUSION_CSV,
@@ -25,15 +26,17 @@ from embedforge.evaluate.files import (
     SIMILARITY_FILE,
     SPLITS,
     STUDENT_FILE,
+    MetricsDoc,
     matrix_keys,
     read_optional,
 )
+from embedforge.evaluate.render.curves import curve_points
 from embedforge.evaluate.render.plots import render_plots
 from embedforge.evaluate.render.report import render_markdown
 from embedforge.evaluate.render.targets import Targets
 from embedforge.evaluate.results import Results, to_metrics
 
-__all__ = ["HEADLINE_FILE", "headline", "render", "write_plot_data", "write_results"]
+__all__ = ["HEADLINE_FILE", "by_matrix", "headline", "render", "write_plot_data", "write_results"]
 
 
 def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,6 +94,18 @@ def headline(documents: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def by_matrix(classification: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """metrics/by_matrix.json: per matrix, the frozen probe's test macro-F1 and each learning curve's mean
+    test macro-F1 per size, so `dvc metrics diff` shows the numbers a person compares matrix by matrix."""
+    out: dict[str, dict[str, Any]] = {
+        name: {"probe": probe["frozen"][MACRO_F1]} for name, probe in classification[PROBE_KEY].items()
+    }
+    for matrix, series in curve_points(MetricsDoc.of(classification, CLASSIFICATION_FILE)).items():
+        for name, sizes in series.items():
+            out.setdefault(matrix, {})[name] = {size: point[0] for size, point in sizes.items()}
+    return out
+
+
 def write_plot_data(results: Results, plots_dir: str | Path) -> None:
     """The plot tables only the results hold: scatter/<benchmark>.csv and confusion.csv."""
     plots_dir = Path(plots_dir)
@@ -114,6 +129,7 @@ def write_results(results: Results, metrics_dir: str | Path, plots_dir: str | Pa
     if student := read_optional(metrics_dir, STUDENT_FILE):
         documents[STUDENT_FILE] = student.data
     write_json(Path(metrics_dir) / HEADLINE_FILE, headline(documents))
+    write_json(Path(metrics_dir) / BY_MATRIX_FILE, by_matrix(documents[CLASSIFICATION_FILE]))
     write_plot_data(results, plots_dir)
 
 
